@@ -1,0 +1,22 @@
+# lediflow: the whole LeDiFlow chain. This file only wires: config, schema
+# validation, rule files, and the final targets.
+#   snakemake --cores all                                  # params.yaml
+#   snakemake --cores all --configfile configs/smoke.yaml  # CI smoke run
+from lediflow.workflow import resolve_config
+
+configfile: "params.yaml"
+
+# Validate (exit 2 with one line on a bad key) and fill schema defaults; the
+# resolved params are written to results/<run>/params.yaml, and every rule's
+# CLI call reads that file, so Snakemake and the CLI see the same values.
+PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.prepare_data.output.manifest,

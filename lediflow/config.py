@@ -1,0 +1,159 @@
+"""Load, merge, override and validate params.yaml against its JSON schema.
+
+Config files are overlays: the schema's defaults are the base, each file given
+with --config is deep-merged on top in order (as Snakemake merges
+--configfile), then each --set key.path=value. The result is validated before
+any compute; a violation raises ConfigError with one line naming the key, the
+bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import jsonschema
+import yaml
+
+from lediflow.errors import ConfigError
+
+Params = dict[str, Any]
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("lediflow").joinpath("schemas/params.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def deep_merge(base: Params, overlay: Params) -> Params:
+    """Recursive dict update; overlay wins, nested dicts are merged key by key."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file with --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML; fix its syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_set(assignment: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (['a','b','c'], value parsed as YAML)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r} needs the form key.path=value, e.g. --set data.resolution=64")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {assignment!r} has an empty key; use key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_set(params: Params, assignment: str) -> Params:
+    parts, value = parse_set(assignment)
+    out = copy.deepcopy(params)
+    node = out
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {part} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def _filling_validator() -> type:
+    """A validator class that also fills schema defaults (jsonschema's documented recipe)."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for prop, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(prop, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    schema = error.schema
+    kind = error.validator
+    if kind == "enum":
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if kind == "type":
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return "a value of type " + " or ".join(types)
+    bounds = {
+        "minimum": ">= {}",
+        "maximum": "<= {}",
+        "exclusiveMinimum": "> {}",
+        "exclusiveMaximum": "< {}",
+        "minItems": "at least {} items",
+        "maxItems": "at most {} items",
+        "pattern": "text matching {}",
+        "minLength": "at least {} characters",
+    }
+    if kind in bounds:
+        return bounds[kind].format(error.validator_value)
+    return error.message
+
+
+def _format_error(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"{key}." if error.absolute_path else ""
+        return (
+            f"params error: unknown key {where}{extra[0]}; allowed keys here are "
+            + ", ".join(allowed)
+        )
+    return f"params error: {key} = {error.instance!r} is not allowed; expected {_allowed(error)}"
+
+
+def validate(params: Params) -> Params:
+    """Fill defaults and validate; returns a new dict or raises ConfigError."""
+    filled = copy.deepcopy(params)
+    validator = _filling_validator()(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
+    if error is not None:
+        raise ConfigError(_format_error(error) + " (fix it in the config file or with --set)")
+    return filled
+
+
+def load_params(config_files: Iterable[str | Path] = (), sets: Iterable[str] = ()) -> Params:
+    """Schema defaults <- each config file in order <- each --set; validated."""
+    params: Params = {}
+    for path in config_files:
+        params = deep_merge(params, read_yaml(path))
+    for assignment in sets:
+        params = apply_set(params, assignment)
+    return validate(params)
+
+
+def run_dir(params: Params) -> Path:
+    """results/<run.name>: the root of every artifact of this run."""
+    return Path(params["run"]["results_dir"]) / params["run"]["name"]

@@ -1,0 +1,88 @@
+"""Shared fixtures: a loopback HTTP server with Range support, small image trees."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from `server.files` (name -> bytes) with HTTP Range support.
+
+    `server.cut_first` > 0 makes the first full response stop after that many
+    bytes (Content-Length still announces the whole file), simulating a dropped
+    connection so the client has to resume.
+    """
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        name = self.path.lstrip("/").split("?")[0]
+        data = self.server.files.get(name)
+        self.server.requests.append((name, self.headers.get("Range")))
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        header = self.headers.get("Range")
+        if header and header.startswith("bytes="):
+            start = int(header[len("bytes="):].split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.cut_first and not header:
+            self.wfile.write(body[: self.server.cut_first])
+            self.server.cut_first = 0
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_server() -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    server.files = {}
+    server.requests = []
+    server.cut_first = 0
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def make_image_tree(root: Path, count: int = 12, size: tuple[int, int] = (40, 30)) -> list[Path]:
+    """Random RGB images as PNG, JPEG and WebP in nested folders."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        ext = (".png", ".jpg", ".webp")[i % 3]
+        path = root / f"class{i % 2}" / f"img{i:03d}{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    make_image_tree(root)
+    return root

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lediflow import config
+from lediflow.cli import main
+from lediflow.errors import ConfigError
+
+
+def test_defaults_fill_every_section():
+    params = config.load_params()
+    assert params["run"]["name"] == "default"
+    assert params["data"]["source"] == "fashion-mnist"
+    assert params["data"]["on_bad_image"] == "error"
+
+
+def test_every_schema_key_has_type_default_description():
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            where = f"{path}.{key}".lstrip(".")
+            assert "type" in sub, where
+            assert "default" in sub, where
+            assert sub.get("description"), where
+            walk(sub, where)
+
+    walk(config.load_schema(), "")
+
+
+def test_files_overlay_in_order_then_set(tmp_path: Path):
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text(yaml.safe_dump({"run": {"name": "a", "seed": 3}, "data": {"resolution": 64}}))
+    b.write_text(yaml.safe_dump({"run": {"name": "b"}}))
+    params = config.load_params([a, b], ["data.channels=3"])
+    assert params["run"] == {**params["run"], "name": "b", "seed": 3}
+    assert params["data"]["resolution"] == 64
+    assert params["data"]["channels"] == 3
+
+
+@pytest.mark.parametrize(
+    "sets, needle",
+    [
+        (["data.resolutoin=32"], "unknown key data.resolutoin"),
+        (["bogus.x=1"], "unknown key bogus"),
+        (["data.resolution=big"], "data.resolution = 'big'"),
+        (["data.resolution=4"], "expected >= 8"),
+        (["data.source=mnist"], "one of 'fashion-mnist'"),
+        (["run.seed=-1"], "run.seed = -1"),
+        (["data.test_fraction=1.0"], "< 1"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(sets, needle):
+    with pytest.raises(ConfigError) as info:
+        config.load_params([], sets)
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_set_requires_equals():
+    with pytest.raises(ConfigError, match="key.path=value"):
+        config.load_params([], ["data.resolution"])
+
+
+def test_cli_bad_param_exits_2_with_one_line(capsys, tmp_path: Path):
+    code = main(["prepare-data", "--set", f"run.results_dir={tmp_path}", "--set", "data.channels=2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and "data.channels = 2" in err
+    assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
+def test_invalid_yaml_file_is_one_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load_params([bad])

@@ -1,0 +1,14 @@
+# Dataset stage: source -> results/<run>/data/{train,test}.npy + manifest.json
+
+
+rule prepare_data:
+    output:
+        train=f"{RUN_DIR}/data/train.npy",
+        test=f"{RUN_DIR}/data/test.npy",
+        manifest=f"{RUN_DIR}/data/manifest.json",
+    params:
+        section=PARAMS["data"],
+    log:
+        f"{RUN_DIR}/logs/prepare_data.log",
+    shell:
+        lediflow_cmd("prepare-data") + " > {log} 2>&1"
