@@ -14,9 +14,23 @@ PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/prior.smk"
+include: "workflow/rules/flow.smk"
+
+
+rule models:
+    # Every trained network and the prior report (the DVC "train" stage's target).
+    input:
+        rules.prior_report.output.report,
+        expand(
+            rules.train_flow.output.model,
+            space=PARAMS["flow"]["spaces"],
+            prior=PARAMS["flow"]["priors"],
+        ),
 
 
 rule all:
     default_target: True
     input:
         rules.prepare_data.output.manifest,
+        rules.models.input,

@@ -112,11 +112,13 @@ def build_manifest(
     params: dict[str, Any],
     extra: dict[str, Any] | None = None,
     weights: dict[str, Any] | None = None,
+    skip_dirs: tuple[str, ...] = ("checkpoints",),
 ) -> dict[str, Any]:
-    """Describe every file in `folder` (recursively) with size and sha256."""
+    """Describe every file in `folder` (recursively, but not trainer checkpoints) with size and sha256."""
     folder = Path(folder)
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    candidates = (p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    for path in sorted(p for p in candidates if not set(p.relative_to(folder).parts[:-1]) & set(skip_dirs)):
         rel = path.relative_to(folder).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return {

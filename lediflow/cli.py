@@ -10,12 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from typing import Callable
 
 from lediflow.config import Params, load_params
 from lediflow.errors import LediflowError
 
 StageFn = Callable[[Params, argparse.Namespace], None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    run: StageFn
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
 
 
 def _prepare_data(params: Params, args: argparse.Namespace) -> None:
@@ -30,22 +38,66 @@ def _show_params(params: Params, args: argparse.Namespace) -> None:
     print(json.dumps(params, indent=2))
 
 
-# Stage registry: name -> (function, help). The CLI's choices come from it.
-STAGES: dict[str, tuple[StageFn, str]] = {
-    "show-params": (_show_params, "print the validated params with all defaults filled"),
-    "prepare-data": (_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json"),
+def _print_training(name: str, manifest: dict) -> None:
+    if manifest:  # DDP ranks other than 0 return nothing
+        info = manifest["training"]
+        print(f"trained {name}: {info['step']} steps, {info['parameters']} parameters, "
+              f"{info['train_seconds']:.1f} s, final loss {info['final_loss']:.4f}")
+
+
+def _train_prior(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.prior import train_prior
+
+    _print_training("prior", train_prior(params))
+
+
+def _train_latent_sampler(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.prior import train_latent_sampler
+
+    _print_training("latent sampler", train_latent_sampler(params))
+
+
+def _flow_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", choices=["pixel"], required=True, help="where the flow runs")
+    parser.add_argument("--prior", choices=["gaussian", "learned"], required=True,
+                        help="source distribution: gaussian (baseline) or learned (LeDiFlow)")
+
+
+def _train_flow(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.flow import train_flow
+
+    _print_training(f"flow {args.space}/{args.prior}", train_flow(params, args.space, args.prior))
+
+
+def _prior_report(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.prior_report import prior_report
+
+    report = prior_report(params)
+    print(f"||x0 - x1||^2 per pixel: paired learned {report['mse_paired_x0']:.4f}, "
+          f"gaussian {report['mse_gaussian_x0']:.4f} ({report['gaussian_over_paired']:.1f}x closer)")
+
+
+# Stage registry: the CLI's choices come from it.
+STAGES: dict[str, Stage] = {
+    "show-params": Stage(_show_params, "print the validated params with all defaults filled"),
+    "prepare-data": Stage(_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json"),
+    "train-prior": Stage(_train_prior, "train the auxiliary encoder/decoder that defines the learned prior"),
+    "train-latent-sampler": Stage(_train_latent_sampler, "train the flow MLP that samples z for the learned prior"),
+    "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior", _flow_args),
+    "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples"),
 }
 
 
-def build_parser(stages: dict[str, tuple[StageFn, str]] = STAGES) -> argparse.ArgumentParser:
+def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lediflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, (_, help_text) in stages.items():
-        stage = sub.add_parser(name, help=help_text)
-        stage.add_argument("--config", action="append", default=[], metavar="FILE",
-                           help="YAML config; repeat to overlay several (later wins)")
-        stage.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                           help="override one key, e.g. --set data.resolution=64")
+    for name, stage in stages.items():
+        sub_parser = sub.add_parser(name, help=stage.help)
+        sub_parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                                help="YAML config; repeat to overlay several (later wins)")
+        sub_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                                help="override one key, e.g. --set data.resolution=64")
+        stage.add_args(sub_parser)
     return parser
 
 
@@ -53,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.config, args.sets)
-        STAGES[args.stage][0](params, args)
+        STAGES[args.stage].run(params, args)
     except LediflowError as exc:
         print(f"lediflow: error: {exc}", file=sys.stderr)
         return exc.exit_code

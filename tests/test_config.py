@@ -16,15 +16,20 @@ def test_defaults_fill_every_section():
 
 
 def test_every_schema_key_has_type_default_description():
+    schema = config.load_schema()
+
     def walk(node, path):
         for key, sub in node.get("properties", {}).items():
             where = f"{path}.{key}".lstrip(".")
+            if "$ref" in sub:  # a shared section, e.g. the trainer settings
+                assert "default" in sub, where
+                sub = schema["$defs"][sub["$ref"].split("/")[-1]]
             assert "type" in sub, where
             assert "default" in sub, where
             assert sub.get("description"), where
             walk(sub, where)
 
-    walk(config.load_schema(), "")
+    walk(schema, "")
 
 
 def test_files_overlay_in_order_then_set(tmp_path: Path):

@@ -1,5 +1,6 @@
 """The pipeline as a user meets it: snakemake and dvc on the smoke config."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,21 @@ def test_dry_run_lists_jobs(configs, smoke_overlay):
     assert "prepare_data" in result.stdout + result.stderr
 
 
-def test_smoke_data_stage_through_snakemake(tmp_path: Path, smoke_overlay):
+def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay):
     result = snakemake("--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = tmp_path / "results" / "smoke" / "data"
+    run = tmp_path / "results" / "smoke"
+    folder = run / "data"
     assert np.load(folder / "train.npy", mmap_mode="r").shape == (2000, 1, 32, 32)
     assert artifacts.verify_manifest(folder) == []
+    for name in ("prior", "latent_sampler", "flow-pixel-gaussian", "flow-pixel-learned"):
+        assert artifacts.verify_manifest(run / "models" / name) == [], name
+    gaussian = artifacts.read_manifest(run / "models" / "flow-pixel-gaussian")["training"]
+    learned = artifacts.read_manifest(run / "models" / "flow-pixel-learned")["training"]
+    assert gaussian["step"] == learned["step"] + 10  # baseline_extra_steps of the smoke config
+    report = json.loads((run / "prior_report" / "report.json").read_text())
+    assert report["mse_paired_x0"] < report["mse_gaussian_x0"]
+    assert (run / "prior_report" / "prior_grid.png").stat().st_size > 0
     resolved = yaml.safe_load((tmp_path / "results" / "smoke" / "params.yaml").read_text())
     assert resolved["data"]["max_train"] == 2000 and resolved["run"]["name"] == "smoke"
     # A second run has nothing to do.
@@ -62,6 +72,6 @@ def test_run_names_do_not_collide(tmp_path: Path):
     for name in ("a", "b"):
         cfg = overlay(tmp_path, run={"name": name, "results_dir": str(tmp_path / "results")},
                       data={"max_train": 10 if name == "a" else 20, "max_test": 5})
-        assert snakemake("--configfile", str(cfg)).returncode == 0
+        assert snakemake("prepare_data", "--configfile", str(cfg)).returncode == 0
     assert np.load(tmp_path / "results/a/data/train.npy").shape[0] == 10
     assert np.load(tmp_path / "results/b/data/train.npy").shape[0] == 20

@@ -1,6 +1,27 @@
-# Shared helpers for rule files. PARAMS, RUN_DIR and PARAMS_FILE come from the Snakefile.
+# Shared helpers for rule files. PARAMS, RUN_DIR and PARAMS_FILE come from the Snakefile;
+# every path comes from lediflow.paths, the table dvc.yaml is generated from too.
+from lediflow import paths
 
 
-def lediflow_cmd(stage):
+def lediflow_cmd(stage, extra=""):
     """The CLI call every rule makes: one stage, reading the run's resolved params."""
-    return f"lediflow {stage} --config {PARAMS_FILE}"
+    return f"lediflow {stage} --config {PARAMS_FILE} {extra}".rstrip()
+
+
+def model_files(name):
+    """The declared outputs of a trained model folder (its checkpoints/ stay undeclared, for resume)."""
+    folder = paths.model_dir(PARAMS, name)
+    return {
+        "model": f"{folder}/model.safetensors",
+        "arch": f"{folder}/arch.json",
+        "manifest": f"{folder}/manifest.json",
+    }
+
+
+def log_file(name):
+    return f"{RUN_DIR}/logs/{name}.log"
+
+
+wildcard_constraints:
+    space="pixel|latent",
+    prior="gaussian|learned",

@@ -1,0 +1,66 @@
+"""Model files: safetensors weights + arch.json, written atomically.
+
+A model folder holds `model.safetensors` (the EMA weights used downstream),
+`arch.json` (kind + constructor arguments) and `manifest.json`. Trainer
+checkpoints live in `checkpoints/step_XXXXXXXX/` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lediflow import artifacts
+from lediflow.errors import LediflowError
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    with artifacts.atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+
+
+def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise LediflowError(f"{path} is missing; run the stage that trains it first")
+    return load_file(str(path), device=str(device))
+
+
+def build_model(kind: str, arch: dict[str, Any]) -> nn.Module:
+    """Rebuild a network from its arch.json entry."""
+    if kind == "dit":
+        from lediflow.models.dit import DiT, DiTConfig
+
+        cfg = DiTConfig(hidden=arch["hidden"], depth=arch["depth"], heads=arch["heads"], mlp_ratio=arch["mlp_ratio"])
+        return DiT(arch["resolution"], arch["channels"], arch["patch_size"], cfg)
+    if kind == "auxiliary":
+        from lediflow.models.auxiliary import AuxiliaryModel
+
+        return AuxiliaryModel(arch["resolution"], arch["channels"], arch["z_dim"], arch["widths"],
+                              arch["logvar_min"], arch["logvar_max"])
+    if kind == "latent_mlp":
+        from lediflow.models.latent_mlp import LatentVelocityMLP
+
+        return LatentVelocityMLP(arch["z_dim"], arch["hidden"], arch["depth"])
+    raise LediflowError(f"unknown model kind {kind!r} in arch.json")
+
+
+def save_model(folder: Path, kind: str, model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    save_tensors(folder / "model.safetensors", weights)
+    artifacts.write_json_atomic(folder / "arch.json", {"kind": kind, "arch": model.arch})
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """The frozen (eval-mode, no-grad) EMA network stored in `folder`."""
+    folder = Path(folder)
+    arch_file = folder / "arch.json"
+    if not arch_file.is_file():
+        raise LediflowError(f"{arch_file} is missing; run the stage that trains {folder.name} first")
+    spec = json.loads(arch_file.read_text())
+    model = build_model(spec["kind"], spec["arch"])
+    model.load_state_dict(load_tensors(folder / "model.safetensors"))
+    return model.to(device).eval().requires_grad_(False)

@@ -1,0 +1,1 @@
+"""Networks: the DiT velocity model, the auxiliary prior, the latent-sampler MLP."""

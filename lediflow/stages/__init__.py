@@ -1,0 +1,1 @@
+"""Pipeline stages: each is one CLI command and one Snakemake rule."""

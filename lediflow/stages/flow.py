@@ -1,0 +1,63 @@
+"""train-flow: the DiT velocity model from the Gaussian (baseline) or the learned prior."""
+
+from __future__ import annotations
+
+import torch
+
+from lediflow import paths
+from lediflow.checkpoint import load_model, save_model
+from lediflow.config import Params
+from lediflow.errors import LediflowError
+from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
+from lediflow.models.dit import build_dit
+from lediflow.runtime import ImageSource, resolve_device
+from lediflow.stages.common import data_fingerprint, file_hash, finish_model_dir
+from lediflow.train import TrainConfig, Trainer, init_distributed, world
+
+
+def flow_steps(params: Params, prior: str) -> int:
+    """The baseline gets baseline_extra_steps more, to match the learned pipeline's compute."""
+    steps = params["flow"]["train"]["steps"]
+    return steps + (params["flow"]["baseline_extra_steps"] if prior == "gaussian" else 0)
+
+
+def train_flow(params: Params, space: str, prior: str, progress: bool = True) -> dict:
+    if space != "pixel":
+        raise LediflowError(f"--space {space} is not available yet; use --space pixel")
+    device = resolve_device(params["run"]["device"])
+    init_distributed(device)
+    cfg = params["flow"]
+    train_cfg = TrainConfig.from_params({**cfg["train"], "steps": flow_steps(params, prior)})
+    data = ImageSource(paths.data_dir(params), "train", device)
+    channels, resolution = data.shape[0], data.shape[1]
+    model = build_dit(cfg["model"], resolution, channels, cfg["patch_size"])
+    per_rank = train_cfg.batch_size // world()[1]
+    fingerprint = {"data": data_fingerprint(paths.data_dir(params)), "seed": params["run"]["seed"], "flow": cfg,
+                   "space": space, "prior": prior}
+    weights: dict[str, str] = {"data_train_sha256": fingerprint["data"]}
+    auxiliary = None
+    if prior == "learned":
+        prior_dir = paths.model_dir(params, "prior")
+        auxiliary = load_model(prior_dir, device)  # frozen while the flow trains
+        weights["prior"] = fingerprint["prior_model"] = file_hash(prior_dir / "model.safetensors")
+        fingerprint["std_scale"] = params["prior"]["std_scale"]
+
+    def loss_fn(net: torch.nn.Module, gen: torch.Generator):
+        x1 = data.batch(gen, per_rank)
+        if auxiliary is None:
+            x0 = gaussian_coupling(x1, gen)
+        else:
+            x0 = learned_coupling(x1, auxiliary, params["prior"]["std_scale"], gen)
+        t = sample_time(per_rank, gen, device, cfg["time_sampling"], cfg["logit_normal_mean"], cfg["logit_normal_std"])
+        return flow_matching_loss(net, x0, x1, t).total, {}
+
+    name = paths.flow_name(space, prior)
+    folder = paths.model_dir(params, name)
+    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
+                      desc=name, progress=progress)
+    result = trainer.fit()
+    if world()[0] != 0:
+        return {}
+    save_model(folder, "dit", model, trainer.ema)
+    return finish_model_dir(folder, "train-flow", {"run": params["run"], "flow": cfg, "prior": params["prior"]},
+                            result, fingerprint, weights, extra={"space": space, "prior": prior})

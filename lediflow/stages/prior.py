@@ -1,0 +1,86 @@
+"""Stages of the learned prior: train-prior (theta_E, theta_D) and train-latent-sampler."""
+
+from __future__ import annotations
+
+import torch
+
+from lediflow import paths
+from lediflow.checkpoint import load_model, save_model
+from lediflow.config import Params
+from lediflow.flow import flow_matching_loss, sample_time
+from lediflow.models.auxiliary import AuxiliaryModel
+from lediflow.models.latent_mlp import LatentVelocityMLP
+from lediflow.prior import prior_loss, reparameterize
+from lediflow.runtime import ImageSource, resolve_device
+from lediflow.stages.common import data_fingerprint, file_hash, finish_model_dir
+from lediflow.train import TrainConfig, Trainer, init_distributed, world
+
+
+def train_prior(params: Params, progress: bool = True) -> dict:
+    device = resolve_device(params["run"]["device"])
+    init_distributed(device)
+    cfg, train_cfg = params["prior"], TrainConfig.from_params(params["prior"]["train"])
+    data = ImageSource(paths.data_dir(params), "train", device)
+    channels, resolution = data.shape[0], data.shape[1]
+    model = AuxiliaryModel(resolution, channels, cfg["z_dim"], cfg["channels"], cfg["logvar_min"], cfg["logvar_max"])
+    per_rank = train_cfg.batch_size // world()[1]
+
+    def loss_fn(net: torch.nn.Module, gen: torch.Generator):
+        y = data.batch(gen, per_rank)
+        eps_z = torch.randn((per_rank, cfg["z_dim"]), generator=gen, device=device)
+        out = prior_loss(net, y, eps_z, cfg["loss"], cfg["kl_weight"], cfg["beta"])
+        return out.total, {"reconstruction": out.reconstruction.item(), "kl": out.kl.item(), "mse": out.mse.item()}
+
+    folder = paths.model_dir(params, "prior")
+    fingerprint = {"data": data_fingerprint(paths.data_dir(params)), "seed": params["run"]["seed"], "prior": cfg}
+    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
+                      desc="prior", progress=progress)
+    result = trainer.fit()
+    if world()[0] != 0:
+        return {}
+    save_model(folder, "auxiliary", model, trainer.ema)
+    return finish_model_dir(folder, "train-prior", {"run": params["run"], "prior": cfg}, result, fingerprint,
+                            weights={"data_train_sha256": fingerprint["data"]})
+
+
+@torch.no_grad()
+def encode_posteriors(prior: AuxiliaryModel, data: ImageSource, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu_E, logvar_E) of every training image, computed once for the latent sampler."""
+    mus, logvars = [], []
+    for start in range(0, len(data), batch):
+        mu, logvar = prior.encode(data.slice(start, min(len(data), start + batch)))
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def train_latent_sampler(params: Params, progress: bool = True) -> dict:
+    """Flow matching from N(0, I) to the aggregate posterior of z, z ~ q(z | y) over the training set."""
+    device = resolve_device(params["run"]["device"])
+    init_distributed(device)
+    cfg, train_cfg = params["latent_sampler"], TrainConfig.from_params(params["latent_sampler"]["train"])
+    prior_dir = paths.model_dir(params, "prior")
+    prior = load_model(prior_dir, device)
+    mu, logvar = encode_posteriors(prior, ImageSource(paths.data_dir(params), "train", device))
+    model = LatentVelocityMLP(prior.z_dim, cfg["hidden"], cfg["depth"])
+    per_rank = train_cfg.batch_size // world()[1]
+
+    def loss_fn(net: torch.nn.Module, gen: torch.Generator):
+        idx = torch.randint(len(mu), (per_rank,), generator=gen, device=device)
+        z1 = reparameterize(mu[idx], logvar[idx], torch.randn(mu[idx].shape, generator=gen, device=device))
+        z0 = torch.randn(z1.shape, generator=gen, device=device)
+        t = sample_time(per_rank, gen, device)
+        return flow_matching_loss(net, z0, z1, t).total, {}
+
+    folder = paths.model_dir(params, "latent_sampler")
+    prior_hash = file_hash(prior_dir / "model.safetensors")
+    fingerprint = {"prior": prior_hash, "seed": params["run"]["seed"], "latent_sampler": cfg}
+    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
+                      desc="latent sampler", progress=progress)
+    result = trainer.fit()
+    if world()[0] != 0:
+        return {}
+    save_model(folder, "latent_mlp", model, trainer.ema)
+    return finish_model_dir(folder, "train-latent-sampler", {"run": params["run"], "latent_sampler": cfg}, result,
+                            fingerprint, weights={"prior": prior_hash})
+

@@ -1,0 +1,117 @@
+"""Flow-matching targets and prior losses recomputed by hand."""
+
+import torch
+
+from lediflow import flow, prior
+from lediflow.models.auxiliary import AuxiliaryModel
+from lediflow.models.dit import build_dit
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_linear_path_and_target_by_hand():
+    x0 = torch.tensor([[[[1.0, -2.0]]], [[[0.5, 4.0]]]])
+    x1 = torch.tensor([[[[3.0, 0.0]]], [[[-1.5, 2.0]]]])
+    t = torch.tensor([0.25, 0.5])
+    xt, u = flow.linear_path(x0, x1, t)
+    assert torch.allclose(xt, torch.tensor([[[[1.5, -1.5]]], [[[-0.5, 3.0]]]]))
+    assert torch.allclose(u, torch.tensor([[[[2.0, 2.0]]], [[[-2.0, -2.0]]]]))
+
+
+def test_gaussian_coupling_is_independent_standard_normal():
+    x1 = torch.full((4, 1, 8, 8), 0.7)
+    x0 = flow.gaussian_coupling(x1, _gen(3))
+    assert torch.equal(x0, torch.randn((4, 1, 8, 8), generator=_gen(3)))
+
+
+def test_flow_matching_loss_by_hand():
+    class Const(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.ones_like(x) * t.view(-1, 1, 1, 1)
+
+    x0, x1 = torch.randn(3, 1, 4, 4, generator=_gen(1)), torch.randn(3, 1, 4, 4, generator=_gen(2))
+    t = torch.tensor([0.1, 0.5, 0.9])
+    expected = ((t.view(-1, 1, 1, 1) - (x1 - x0)) ** 2).mean()
+    assert torch.allclose(flow.flow_matching_loss(Const(), x0, x1, t).total, expected)
+
+
+def test_learned_coupling_recomputed_by_hand():
+    torch.manual_seed(0)
+    aux = AuxiliaryModel(16, 1, 8, [8, 16]).eval()
+    x1 = torch.rand(5, 1, 16, 16) * 2 - 1
+    s = 0.7
+    x0 = flow.learned_coupling(x1, aux, s, _gen(11))
+    gen = _gen(11)
+    with torch.no_grad():
+        mu, logvar = aux.encode(x1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)  # z ~ q(z | x1), same image
+        mean, lv = aux.decode(z)
+        by_hand = mean + s * torch.exp(0.5 * lv) * torch.randn(mean.shape, generator=gen)
+    assert torch.allclose(x0, by_hand, atol=1e-6)
+    # s = 0 collapses the prior to its mean mu_D(z).
+    x0_mean = flow.learned_coupling(x1, aux, 0.0, _gen(11))
+    assert torch.allclose(x0_mean, mean, atol=1e-6)
+
+
+def test_logit_normal_times_in_open_interval_centred():
+    t = flow.sample_time(20000, _gen(), torch.device("cpu"), "logit_normal", 0.0, 1.0)
+    assert t.min() > 0 and t.max() < 1 and abs(t.median().item() - 0.5) < 0.02
+    u = flow.sample_time(20000, _gen(), torch.device("cpu"), "uniform")
+    assert abs(u.mean().item() - 0.5) < 0.01
+
+
+def _mean_grad(loss_fn, logvar_value):
+    y = torch.tensor([0.5, -0.25, 1.0])
+    mean = torch.zeros(3, requires_grad=True)
+    logvar = torch.full((3,), logvar_value, requires_grad=True)
+    loss_fn(y, mean, logvar).sum().backward()
+    return mean.grad, logvar.grad, y
+
+
+def test_vgl_mean_gradient_is_not_damped_by_large_variance():
+    for lv in (-4.0, 0.0, 4.0):
+        grad, _, y = _mean_grad(prior.variance_guided_loss, lv)
+        assert torch.allclose(grad, 2 * (0 - y))  # d/dmu (y - mu)^2, whatever sigma is
+    # Plain NLL: the same gradient scaled by 1/sigma^2, vanishing for large sigma.
+    nll, _, y = _mean_grad(prior.gaussian_nll, 4.0)
+    vgl, _, _ = _mean_grad(prior.variance_guided_loss, 4.0)
+    assert torch.allclose(nll, (0 - y) * torch.exp(torch.tensor(-4.0)))
+    assert nll.abs().max() < 0.02 * vgl.abs().max()
+
+
+def test_vgl_variance_optimum_is_log_squared_residual():
+    y = torch.tensor([0.5, -0.25, 1.0])
+    mean = torch.zeros(3)
+    logvar = torch.log((y - mean) ** 2).requires_grad_(True)
+    prior.variance_guided_loss(y, mean, logvar).sum().backward()
+    assert torch.allclose(logvar.grad, torch.zeros(3), atol=1e-6)
+
+
+def test_beta_nll_scales_nll_gradient_by_sigma_power():
+    nll, _, _ = _mean_grad(prior.gaussian_nll, 2.0)
+    bnll, _, _ = _mean_grad(lambda y, m, lv: prior.beta_nll(y, m, lv, 0.5), 2.0)
+    assert torch.allclose(bnll, nll * torch.exp(torch.tensor(0.5 * 2.0)))
+
+
+def test_kl_matches_torch_distributions():
+    mu, logvar = torch.randn(4, 6, generator=_gen(5)), torch.randn(4, 6, generator=_gen(6))
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    expected = torch.distributions.kl_divergence(q, p).sum(dim=1)
+    assert torch.allclose(prior.kl_to_standard_normal(mu, logvar), expected, atol=1e-5)
+
+
+def test_prior_decoder_logvar_is_clamped():
+    aux = AuxiliaryModel(8, 1, 4, [4], logvar_min=-3.0, logvar_max=1.0)
+    with torch.no_grad():
+        aux.to_pixels.bias.fill_(50.0)
+        _, logvar = aux.decode(torch.zeros(2, 4))
+    assert logvar.max().item() == 1.0
+
+
+def test_dit_starts_at_zero_velocity_and_keeps_shape():
+    model = build_dit("dit-xs", 16, 3, 4)
+    out = model(torch.randn(2, 3, 16, 16), torch.rand(2))
+    assert out.shape == (2, 3, 16, 16) and out.abs().max() == 0  # adaLN-Zero output layer

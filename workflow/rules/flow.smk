@@ -1,0 +1,23 @@
+# Flow-matching models: {space} x {prior}, the Gaussian baseline and LeDiFlow.
+
+
+def flow_inputs(wildcards):
+    inputs = {"data": rules.prepare_data.output.manifest}
+    if wildcards.prior == "learned":
+        inputs["prior"] = rules.train_prior.output.model
+    return inputs
+
+
+rule train_flow:
+    input:
+        unpack(flow_inputs),
+    output:
+        **model_files(paths.flow_name("{space}", "{prior}")),
+    params:
+        flow=PARAMS["flow"],
+        std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
+    threads: workflow.cores
+    log:
+        f"{RUN_DIR}/logs/train_flow-{{space}}-{{prior}}.log",
+    shell:
+        lediflow_cmd("train-flow", "--space {wildcards.space} --prior {wildcards.prior}") + " > {log} 2>&1"
