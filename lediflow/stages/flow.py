@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 
 from lediflow import paths
-from lediflow.checkpoint import load_model, save_model
+from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.errors import LediflowError
 from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
 from lediflow.models.dit import build_dit
 from lediflow.runtime import ImageSource, resolve_device
-from lediflow.stages.common import data_fingerprint, file_hash, finish_model_dir
-from lediflow.train import TrainConfig, Trainer, init_distributed, world
+from lediflow.stages.common import TrainingJob, data_fingerprint, file_hash, run_training
+from lediflow.train import TrainConfig, init_distributed, world
 
 
 def flow_steps(params: Params, prior: str) -> int:
@@ -51,13 +51,9 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
         t = sample_time(per_rank, gen, device, cfg["time_sampling"], cfg["logit_normal_mean"], cfg["logit_normal_std"])
         return flow_matching_loss(net, x0, x1, t).total, {}
 
-    name = paths.flow_name(space, prior)
-    folder = paths.model_dir(params, name)
-    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
-                      desc=name, progress=progress)
-    result = trainer.fit()
-    if world()[0] != 0:
-        return {}
-    save_model(folder, "dit", model, trainer.ema)
-    return finish_model_dir(folder, "train-flow", {"run": params["run"], "flow": cfg, "prior": params["prior"]},
-                            result, fingerprint, weights, extra={"space": space, "prior": prior})
+    return run_training(TrainingJob(
+        model, "dit", loss_fn, paths.model_dir(params, paths.flow_name(space, prior)), train_cfg,
+        params["run"]["seed"], device, fingerprint, stage="train-flow",
+        params_used={"run": params["run"], "flow": cfg, "prior": params["prior"]}, weights=weights,
+        extra={"space": space, "prior": prior},
+    ), progress)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 
 from lediflow import paths
-from lediflow.checkpoint import load_model, save_model
+from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.flow import flow_matching_loss, sample_time
 from lediflow.models.auxiliary import AuxiliaryModel
 from lediflow.models.latent_mlp import LatentVelocityMLP
 from lediflow.prior import prior_loss, reparameterize
 from lediflow.runtime import ImageSource, resolve_device
-from lediflow.stages.common import data_fingerprint, file_hash, finish_model_dir
-from lediflow.train import TrainConfig, Trainer, init_distributed, world
+from lediflow.stages.common import TrainingJob, data_fingerprint, file_hash, run_training
+from lediflow.train import TrainConfig, init_distributed, world
 
 
 def train_prior(params: Params, progress: bool = True) -> dict:
@@ -31,16 +31,12 @@ def train_prior(params: Params, progress: bool = True) -> dict:
         out = prior_loss(net, y, eps_z, cfg["loss"], cfg["kl_weight"], cfg["beta"])
         return out.total, {"reconstruction": out.reconstruction.item(), "kl": out.kl.item(), "mse": out.mse.item()}
 
-    folder = paths.model_dir(params, "prior")
-    fingerprint = {"data": data_fingerprint(paths.data_dir(params)), "seed": params["run"]["seed"], "prior": cfg}
-    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
-                      desc="prior", progress=progress)
-    result = trainer.fit()
-    if world()[0] != 0:
-        return {}
-    save_model(folder, "auxiliary", model, trainer.ema)
-    return finish_model_dir(folder, "train-prior", {"run": params["run"], "prior": cfg}, result, fingerprint,
-                            weights={"data_train_sha256": fingerprint["data"]})
+    data_hash = data_fingerprint(paths.data_dir(params))
+    return run_training(TrainingJob(
+        model, "auxiliary", loss_fn, paths.model_dir(params, "prior"), train_cfg, params["run"]["seed"], device,
+        fingerprint={"data": data_hash, "seed": params["run"]["seed"], "prior": cfg}, stage="train-prior",
+        params_used={"run": params["run"], "prior": cfg}, weights={"data_train_sha256": data_hash},
+    ), progress)
 
 
 @torch.no_grad()
@@ -72,15 +68,11 @@ def train_latent_sampler(params: Params, progress: bool = True) -> dict:
         t = sample_time(per_rank, gen, device)
         return flow_matching_loss(net, z0, z1, t).total, {}
 
-    folder = paths.model_dir(params, "latent_sampler")
     prior_hash = file_hash(prior_dir / "model.safetensors")
-    fingerprint = {"prior": prior_hash, "seed": params["run"]["seed"], "latent_sampler": cfg}
-    trainer = Trainer(model, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
-                      desc="latent sampler", progress=progress)
-    result = trainer.fit()
-    if world()[0] != 0:
-        return {}
-    save_model(folder, "latent_mlp", model, trainer.ema)
-    return finish_model_dir(folder, "train-latent-sampler", {"run": params["run"], "latent_sampler": cfg}, result,
-                            fingerprint, weights={"prior": prior_hash})
+    return run_training(TrainingJob(
+        model, "latent_mlp", loss_fn, paths.model_dir(params, "latent_sampler"), train_cfg, params["run"]["seed"],
+        device, fingerprint={"prior": prior_hash, "seed": params["run"]["seed"], "latent_sampler": cfg},
+        stage="train-latent-sampler", params_used={"run": params["run"], "latent_sampler": cfg},
+        weights={"prior": prior_hash},
+    ), progress)
 
