@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prior.smk"
 include: "workflow/rules/flow.smk"
+include: "workflow/rules/sample.smk"
 
 
 rule models:
@@ -34,3 +35,4 @@ rule all:
     input:
         rules.prepare_data.output.manifest,
         rules.models.input,
+        rules.samples.input,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -10,11 +11,12 @@ from torchvision.utils import make_grid, save_image
 from lediflow import artifacts
 
 
-def save_grid(path: Path, rows: list[torch.Tensor], value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
-    """One row per tensor (same count each), values in `value_range`, written as PNG."""
-    per_row = rows[0].shape[0]
-    images = torch.cat([r.detach().float().cpu() for r in rows])
+def save_grid(path: Path, images: torch.Tensor, nrow: int | None = None,
+              value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+    """Images (N, C, H, W) in `value_range`, `nrow` per row (default: a square), as one PNG."""
+    nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
     low, high = value_range
-    grid = make_grid(((images - low) / (high - low)).clamp(0, 1), nrow=per_row, padding=1, pad_value=1.0)
+    scaled = ((images.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
+    grid = make_grid(scaled, nrow=nrow, padding=1, pad_value=1.0)
     with artifacts.atomic_path(path) as tmp:
         save_image(grid, tmp, format="png")

@@ -26,3 +26,38 @@ def flow_name(space: str, prior: str) -> str:
 
 def prior_report_dir(params: Params) -> Path:
     return run_dir(params) / "prior_report"
+
+
+def sample_dir(params: Params, model: str, setting: str) -> Path:
+    """results/<run>/samples/<model>/<setting>, setting like euler-8 or dopri5-1e-05."""
+    return run_dir(params) / "samples" / model / setting
+
+
+def extras_dir(params: Params) -> Path:
+    """Interpolation and inpainting figures."""
+    return run_dir(params) / "extras"
+
+
+def settings(params: Params) -> list[str]:
+    """Every (solver, budget) cell of the sampling sweep."""
+    cfg = params["sample"]
+    fixed = [f"{solver}-{steps}" for solver in cfg["solvers"] for steps in cfg["steps"]]
+    return fixed + [f"dopri5-{tol:g}" for tol in cfg["dopri5_tolerances"]]
+
+
+def flow_models(params: Params) -> list[str]:
+    return [flow_name(space, prior) for space in params["flow"]["spaces"] for prior in params["flow"]["priors"]]
+
+
+def parse_setting(setting: str) -> tuple[str, int | None, float | None]:
+    """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05)."""
+    solver, _, budget = setting.partition("-")
+    if solver == "dopri5":
+        return solver, None, float(budget)
+    return solver, int(budget), None
+
+
+def parse_flow_name(name: str) -> tuple[str, str]:
+    """flow-pixel-learned -> ("pixel", "learned")."""
+    _, space, prior = name.split("-")
+    return space, prior

@@ -53,6 +53,16 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay):
     report = json.loads((run / "prior_report" / "report.json").read_text())
     assert report["mse_paired_x0"] < report["mse_gaussian_x0"]
     assert (run / "prior_report" / "prior_grid.png").stat().st_size > 0
+    for model in ("flow-pixel-gaussian", "flow-pixel-learned"):
+        for setting, nfe in (("euler-1", 1), ("euler-4", 4), ("midpoint-1", 2), ("midpoint-4", 8)):
+            cell = run / "samples" / model / setting
+            record = json.loads((cell / "record.json").read_text())
+            assert record["nfe"] == nfe and record["num_samples"] == 64
+            assert (record["latent_sampler_nfe"] > 0) == model.endswith("learned")
+            assert np.load(cell / "samples.npy").shape == (64, 1, 32, 32)
+        assert json.loads((run / "samples" / model / "dopri5-0.001" / "record.json").read_text())["nfe"] >= 8
+    assert (run / "extras" / "interpolation" / "interpolation.png").is_file()
+    assert json.loads((run / "extras" / "inpainting" / "metrics.json").read_text())["images"] == 4
     resolved = yaml.safe_load((tmp_path / "results" / "smoke" / "params.yaml").read_text())
     assert resolved["data"]["max_train"] == 2000 and resolved["run"]["name"] == "smoke"
     # A second run has nothing to do.

@@ -50,8 +50,8 @@ def prior_report(params: Params) -> dict:
     report["gaussian_over_paired"] = report["mse_gaussian_x0"] / report["mse_paired_x0"]
     folder = paths.prior_report_dir(params)
     with artifacts.staged_dir(folder) as stage:
-        save_grid(stage / "prior_grid.png", [y[:columns], mean_paired[:columns], x0_paired[:columns],
-                                             drawn.mean, drawn.x0])
+        rows = [y[:columns], mean_paired[:columns], x0_paired[:columns], drawn.mean, drawn.x0]
+        save_grid(stage / "prior_grid.png", torch.cat(rows), nrow=columns)
         artifacts.write_json_atomic(stage / "report.json", report)
         artifacts.write_manifest(stage, "prior-report", {"run": params["run"], "prior": params["prior"]},
                                  weights={"prior": file_hash(prior_dir / "model.safetensors")},

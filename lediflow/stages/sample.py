@@ -1,0 +1,77 @@
+"""sample: one flow model at one (solver, steps) cell -> samples.npy, grid.png, record.json."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lediflow import artifacts, paths
+from lediflow.checkpoint import load_model
+from lediflow.config import Params
+from lediflow.errors import LediflowError
+from lediflow.images import save_grid
+from lediflow.learned_prior import LearnedPrior
+from lediflow.runtime import resolve_device, to_model_range, to_uint8
+from lediflow.sample import sample_batch
+from lediflow.solvers import SOLVERS
+from lediflow.stages.common import file_hash
+
+
+def load_source(params: Params, prior_kind: str, device: torch.device) -> LearnedPrior | None:
+    """The source distribution of a flow model: None for N(0, I), else the learned prior."""
+    if prior_kind == "gaussian":
+        return None
+    return LearnedPrior.load(paths.model_dir(params, "prior"), paths.model_dir(params, "latent_sampler"),
+                             params, device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def sample_cell(params: Params, model: str, setting: str, progress: bool = True) -> dict:
+    solver, steps, tol = paths.parse_setting(setting)
+    if solver not in SOLVERS:
+        raise LediflowError(f"unknown solver {solver!r} in setting {setting!r}; use one of {', '.join(SOLVERS)}")
+    space, prior_kind = paths.parse_flow_name(model)
+    device = resolve_device(params["run"]["device"])
+    cfg, seed = params["sample"], params["run"]["seed"]
+    flow_dir = paths.model_dir(params, model)
+    flow_model = load_model(flow_dir, device)
+    prior = load_source(params, prior_kind, device)
+    arch = flow_model.arch
+    shape = (arch["channels"], arch["resolution"], arch["resolution"])
+    count, batch = cfg["num_samples"], cfg["batch_size"]
+    images = np.empty((count, *shape), dtype=np.uint8)
+    nfe_per_batch, sampler_nfe, seconds = [], [], {"prior": 0.0, "flow": 0.0, "decode": 0.0}
+    for start in tqdm(range(0, count, batch), desc=f"{model} {setting}", disable=not progress):
+        indices = list(range(start, min(count, start + batch)))
+        out = sample_batch(flow_model, prior, indices, seed, shape, solver, steps, tol, device)
+        images[start : start + len(indices)] = to_uint8(out.images).cpu().numpy()
+        nfe_per_batch.append(out.nfe)
+        sampler_nfe.append(out.sampler_nfe)
+        for key, value in out.seconds.items():
+            seconds[key] += value
+    record = {
+        "model": model, "space": space, "prior": prior_kind, "solver": solver, "steps": steps, "tol": tol,
+        "setting": setting, "num_samples": count, "batch_size": batch, "seed": seed,
+        # NFE per image = calls of the network in the solve that produced it (mean over batches for dopri5).
+        "nfe": float(np.mean(nfe_per_batch)), "nfe_per_batch": nfe_per_batch,
+        "latent_sampler_nfe": float(np.mean(sampler_nfe)),
+        "seconds_per_image": {k: v / count for k, v in seconds.items()},
+        "device": device_name(device), "checkpoint_sha256": file_hash(flow_dir / "model.safetensors"),
+    }
+    record["seconds_per_image"]["total"] = sum(record["seconds_per_image"].values())
+    folder = paths.sample_dir(params, model, setting)
+    with artifacts.staged_dir(folder) as stage:
+        np.save(stage / "samples.npy", images)
+        save_grid(stage / "grid.png", to_model_range(torch.from_numpy(images[: cfg["grid_images"]])))
+        artifacts.write_json_atomic(stage / "record.json", record)
+        artifacts.write_manifest(stage, "sample", {"run": params["run"], "sample": cfg},
+                                 weights={model: record["checkpoint_sha256"]}, extra={"record": record})
+    return record

@@ -1,0 +1,83 @@
+# Sampling sweep: {model} x {setting}, plus the learned prior's extras.
+
+SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
+
+
+def source_inputs(wildcards):
+    """The flow model and, for the learned prior, the models its x0 comes from."""
+    inputs = {"flow": model_files(wildcards.model)["model"]}
+    if wildcards.model.endswith("-learned"):
+        inputs["prior"] = rules.train_prior.output.model
+        inputs.update({"latent_sampler": p for p in latent_sampler_input()})
+    return inputs
+
+
+wildcard_constraints:
+    model="flow-(pixel|latent)-(gaussian|learned)",
+    setting=r"(euler|midpoint|heun3|rk4)-\d+|dopri5-[0-9.e+-]+",
+
+
+rule sample:
+    input:
+        unpack(source_inputs),
+    output:
+        samples=f"{RUN_DIR}/samples/{{model}}/{{setting}}/samples.npy",
+        record=f"{RUN_DIR}/samples/{{model}}/{{setting}}/record.json",
+        grid=f"{RUN_DIR}/samples/{{model}}/{{setting}}/grid.png",
+    params:
+        sample={k: PARAMS["sample"][k] for k in SAMPLE_KEYS},
+        source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
+    threads: workflow.cores
+    log:
+        f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
+    shell:
+        lediflow_cmd("sample", "--model {wildcards.model} --setting {wildcards.setting}") + " > {log} 2>&1"
+
+
+EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", "inpaint_mask", "extras_steps")
+
+
+def extras_inputs(wildcards=None):
+    return [model_files(paths.flow_name("pixel", "learned"))["model"], rules.train_prior.output.model,
+            *latent_sampler_input()]
+
+
+rule interpolate:
+    input:
+        extras_inputs(),
+    output:
+        f"{paths.extras_dir(PARAMS)}/interpolation/interpolation.png",
+    params:
+        extras={k: PARAMS["sample"][k] for k in EXTRAS_KEYS},
+    log:
+        log_file("interpolate"),
+    shell:
+        lediflow_cmd("interpolate") + " > {log} 2>&1"
+
+
+rule inpaint:
+    input:
+        extras_inputs(),
+    output:
+        figure=f"{paths.extras_dir(PARAMS)}/inpainting/inpainting.png",
+        metrics=f"{paths.extras_dir(PARAMS)}/inpainting/metrics.json",
+    params:
+        extras={k: PARAMS["sample"][k] for k in EXTRAS_KEYS},
+    log:
+        log_file("inpaint"),
+    shell:
+        lediflow_cmd("inpaint") + " > {log} 2>&1"
+
+
+def extras_targets():
+    """Interpolation and inpainting need the pixel-space LeDiFlow model."""
+    if "learned" in PARAMS["flow"]["priors"] and "pixel" in PARAMS["flow"]["spaces"]:
+        return [rules.interpolate.output[0], rules.inpaint.output.figure]
+    return []
+
+
+rule samples:
+    # Every cell of the sweep and the extras (the DVC "sample" stage's target).
+    input:
+        expand(rules.sample.output.record, model=paths.flow_models(PARAMS), setting=paths.settings(PARAMS)),
+        extras_targets(),
