@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/prior.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/score.smk"
 
 
 rule models:
@@ -36,3 +37,4 @@ rule all:
         rules.prepare_data.output.manifest,
         rules.models.input,
         rules.samples.input,
+        rules.scores.input,

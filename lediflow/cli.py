@@ -105,6 +105,23 @@ def _inpaint(params: Params, args: argparse.Namespace) -> None:
           f"(prior mean alone {m['mse_unknown_prior_mean']:.4f})")
 
 
+def _reference_features(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.score import reference_features
+
+    info = reference_features(params)
+    clip = "with CLIP" if isinstance(info["clip"], dict) else "CMMD " + info["clip"]
+    print(f"reference features of {info['count']} {info['split']} images ({clip})")
+
+
+def _score(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.score import score
+
+    r = score(params, args.model, args.setting)
+    cmmd = f"{r['cmmd']:.4f}" if isinstance(r["cmmd"], float) else r["cmmd"]
+    print(f"{args.model} {args.setting}: FID {r['fid']:.2f}, KID {r['kid_mean']:.4f} +- {r['kid_std']:.4f}, "
+          f"mmd_inception {r['mmd_inception']:.3f}, CMMD {cmmd}")
+
+
 # Stage registry: the CLI's choices come from it.
 STAGES: dict[str, Stage] = {
     "show-params": Stage(_show_params, "print the validated params with all defaults filled"),
@@ -114,6 +131,8 @@ STAGES: dict[str, Stage] = {
     "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior", _flow_args),
     "sample": Stage(_sample, "draw sample.num_samples images from one flow model at one solver setting",
                     _sample_args),
+    "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
+    "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),
     "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples"),

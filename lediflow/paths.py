@@ -61,3 +61,13 @@ def parse_flow_name(name: str) -> tuple[str, str]:
     """flow-pixel-learned -> ("pixel", "learned")."""
     _, space, prior = name.split("-")
     return space, prior
+
+
+def reference_dir(params: Params) -> Path:
+    """Features of the real reference images (Inception, and CLIP where available)."""
+    return run_dir(params) / "reference"
+
+
+def score_file(params: Params, model: str, setting: str) -> Path:
+    """results/<run>/scores/<model>/<setting>.json: small, committed, DVC metrics."""
+    return run_dir(params) / "scores" / model / f"{setting}.json"

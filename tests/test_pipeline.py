@@ -57,12 +57,17 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay):
         for setting, nfe in (("euler-1", 1), ("euler-4", 4), ("midpoint-1", 2), ("midpoint-4", 8)):
             cell = run / "samples" / model / setting
             record = json.loads((cell / "record.json").read_text())
-            assert record["nfe"] == nfe and record["num_samples"] == 64
+            assert record["nfe"] == nfe and record["num_samples"] == 32
             assert (record["latent_sampler_nfe"] > 0) == model.endswith("learned")
-            assert np.load(cell / "samples.npy").shape == (64, 1, 32, 32)
+            assert np.load(cell / "samples.npy").shape == (32, 1, 32, 32)
         assert json.loads((run / "samples" / model / "dopri5-0.001" / "record.json").read_text())["nfe"] >= 8
     assert (run / "extras" / "interpolation" / "interpolation.png").is_file()
     assert json.loads((run / "extras" / "inpainting" / "metrics.json").read_text())["images"] == 4
+    for model in ("flow-pixel-gaussian", "flow-pixel-learned"):
+        for setting in ("euler-1", "euler-4", "midpoint-1", "midpoint-4", "dopri5-0.001"):
+            scored = json.loads((run / "scores" / model / f"{setting}.json").read_text())
+            assert scored["fid"] > 0 and scored["num_samples"] == 32 and scored["num_reference"] == 100
+            assert scored["cmmd"] == "unavailable (no CLIP weights)"  # offline, clip_download false
     resolved = yaml.safe_load((tmp_path / "results" / "smoke" / "params.yaml").read_text())
     assert resolved["data"]["max_train"] == 2000 and resolved["run"]["name"] == "smoke"
     # A second run has nothing to do.

