@@ -14,16 +14,22 @@ PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/latents.smk"
 include: "workflow/rules/prior.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule models:
     # Every trained network and the prior report (the DVC "train" stage's target).
     input:
-        rules.prior_report.output.report,
+        expand(rules.prior_report.output.report, space=PARAMS["flow"]["spaces"])
+        if "learned" in PARAMS["flow"]["priors"] else [],
         expand(
             rules.train_flow.output.model,
             space=PARAMS["flow"]["spaces"],
@@ -38,3 +44,4 @@ rule all:
         rules.models.input,
         rules.samples.input,
         rules.scores.input,
+        rules.tables.output,

@@ -45,20 +45,42 @@ def _print_training(name: str, manifest: dict) -> None:
               f"{info['train_seconds']:.1f} s, final loss {info['final_loss']:.4f}")
 
 
+def _space_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", choices=["pixel", "latent"], default="pixel",
+                        help="pixel (images) or latent (the autoencoder's latents)")
+
+
 def _train_prior(params: Params, args: argparse.Namespace) -> None:
     from lediflow.stages.prior import train_prior
 
-    _print_training("prior", train_prior(params))
+    _print_training(f"prior ({args.space})", train_prior(params, args.space))
 
 
 def _train_latent_sampler(params: Params, args: argparse.Namespace) -> None:
     from lediflow.stages.prior import train_latent_sampler
 
-    _print_training("latent sampler", train_latent_sampler(params))
+    _print_training(f"latent sampler ({args.space})", train_latent_sampler(params, args.space))
+
+
+def _train_autoencoder(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.latents import train_autoencoder
+
+    manifest = train_autoencoder(params)
+    if "training" in manifest:
+        _print_training("autoencoder", manifest)
+    elif manifest:
+        print(f"using pretrained autoencoder {manifest['vae_dir']}")
+
+
+def _encode_latents(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.latents import encode_latents
+
+    m = encode_latents(params)
+    print(f"encoded latents {m['latent_shape']}: test MSE {m['test_mse']:.5f}, PSNR {m['test_psnr_db']:.2f} dB")
 
 
 def _flow_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", choices=["pixel"], required=True, help="where the flow runs")
+    parser.add_argument("--space", choices=["pixel", "latent"], required=True, help="where the flow runs")
     parser.add_argument("--prior", choices=["gaussian", "learned"], required=True,
                         help="source distribution: gaussian (baseline) or learned (LeDiFlow)")
 
@@ -72,7 +94,7 @@ def _train_flow(params: Params, args: argparse.Namespace) -> None:
 def _prior_report(params: Params, args: argparse.Namespace) -> None:
     from lediflow.stages.prior_report import prior_report
 
-    report = prior_report(params)
+    report = prior_report(params, args.space)
     print(f"||x0 - x1||^2 per pixel: paired learned {report['mse_paired_x0']:.4f}, "
           f"gaussian {report['mse_gaussian_x0']:.4f} ({report['gaussian_over_paired']:.1f}x closer)")
 
@@ -122,20 +144,45 @@ def _score(params: Params, args: argparse.Namespace) -> None:
           f"mmd_inception {r['mmd_inception']:.3f}, CMMD {cmmd}")
 
 
+def _tables(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.report import make_tables
+
+    counts = make_tables(params)
+    print("tables: " + ", ".join(f"{name} ({rows} rows)" for name, rows in counts.items()))
+
+
+def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
+    from lediflow import dvcgen
+
+    dvcgen.write(args.output)
+    print(f"wrote {args.output}")
+
+
+def _dvc_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default="dvc.yaml", help="where to write the generated dvc.yaml")
+
+
 # Stage registry: the CLI's choices come from it.
 STAGES: dict[str, Stage] = {
     "show-params": Stage(_show_params, "print the validated params with all defaults filled"),
     "prepare-data": Stage(_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json"),
-    "train-prior": Stage(_train_prior, "train the auxiliary encoder/decoder that defines the learned prior"),
-    "train-latent-sampler": Stage(_train_latent_sampler, "train the flow MLP that samples z for the learned prior"),
+    "train-autoencoder": Stage(_train_autoencoder, "train (or locate) the AutoencoderKL of the latent variant"),
+    "encode-latents": Stage(_encode_latents, "store posterior mean/std of every image under the autoencoder"),
+    "train-prior": Stage(_train_prior, "train the auxiliary encoder/decoder that defines the learned prior",
+                         _space_arg),
+    "train-latent-sampler": Stage(_train_latent_sampler, "train the flow MLP that samples z for the learned prior",
+                                  _space_arg),
     "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior", _flow_args),
     "sample": Stage(_sample, "draw sample.num_samples images from one flow model at one solver setting",
                     _sample_args),
     "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
+    "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
+    "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),
-    "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples"),
+    "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples",
+                          _space_arg),
 }
 
 

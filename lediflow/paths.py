@@ -16,7 +16,7 @@ def data_dir(params: Params) -> Path:
 
 
 def model_dir(params: Params, name: str) -> Path:
-    """results/<run>/models/<name>: prior, latent_sampler, flow-<space>-<prior>."""
+    """results/<run>/models/<name>: prior-<space>, latent_sampler-<space>, flow-<space>-<prior>, autoencoder."""
     return run_dir(params) / "models" / name
 
 
@@ -24,8 +24,26 @@ def flow_name(space: str, prior: str) -> str:
     return f"flow-{space}-{prior}"
 
 
-def prior_report_dir(params: Params) -> Path:
-    return run_dir(params) / "prior_report"
+def prior_name(space: str) -> str:
+    """The auxiliary model of a space: prior-pixel or prior-latent."""
+    return f"prior-{space}"
+
+
+def latent_sampler_name(space: str) -> str:
+    return f"latent_sampler-{space}"
+
+
+def prior_report_dir(params: Params, space: str = "pixel") -> Path:
+    return run_dir(params) / "prior_report" / space
+
+
+def autoencoder_dir(params: Params) -> Path:
+    return run_dir(params) / "models" / "autoencoder"
+
+
+def latents_dir(params: Params) -> Path:
+    """Posterior mean and std of every image under the autoencoder, normalised, plus norm.json."""
+    return run_dir(params) / "latents"
 
 
 def sample_dir(params: Params, model: str, setting: str) -> Path:
@@ -71,3 +89,11 @@ def reference_dir(params: Params) -> Path:
 def score_file(params: Params, model: str, setting: str) -> Path:
     """results/<run>/scores/<model>/<setting>.json: small, committed, DVC metrics."""
     return run_dir(params) / "scores" / model / f"{setting}.json"
+
+
+def tables_dir(params: Params) -> Path:
+    return run_dir(params) / "tables"
+
+
+def figures_dir(params: Params) -> Path:
+    return run_dir(params) / "figures"

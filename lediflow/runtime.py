@@ -51,3 +51,37 @@ class ImageSource:
 
     def slice(self, start: int, stop: int) -> torch.Tensor:
         return to_model_range(torch.from_numpy(np.array(self.images[start:stop])).to(self.device))
+
+
+class LatentSource:
+    """Random batches of latents z ~ q(z | x) of one split, from the stored posterior mean and std."""
+
+    def __init__(self, latents_folder: str | Path, split: str, device: torch.device) -> None:
+        folder = Path(latents_folder)
+        if not (folder / f"{split}_mean.npy").is_file():
+            raise LediflowError(f"{folder}/{split}_mean.npy is missing; run `lediflow encode-latents` first")
+        self.mean = torch.from_numpy(np.load(folder / f"{split}_mean.npy")).to(device)
+        self.std = torch.from_numpy(np.load(folder / f"{split}_std.npy")).to(device)
+        self.device = device
+        self.shape = tuple(self.mean.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def batch(self, generator: torch.Generator, size: int) -> torch.Tensor:
+        idx = torch.randint(len(self.mean), (size,), generator=generator, device=generator.device).to(self.device)
+        eps = torch.randn((size, *self.shape), generator=generator, device=generator.device).to(self.device)
+        return self.mean[idx] + self.std[idx] * eps  # a fresh posterior sample every time
+
+    def slice(self, start: int, stop: int) -> torch.Tensor:
+        """Posterior means (the deterministic encoding) of a range of images."""
+        return self.mean[start:stop]
+
+
+def training_data(params: dict, space: str, split: str, device: torch.device) -> "ImageSource | LatentSource":
+    """What the prior and the flow of `space` learn: images (pixel) or normalised latents (latent)."""
+    from lediflow import paths
+
+    if space == "pixel":
+        return ImageSource(paths.data_dir(params), split, device)
+    return LatentSource(paths.latents_dir(params), split, device)

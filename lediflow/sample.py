@@ -21,7 +21,8 @@ from lediflow.learned_prior import LearnedPrior, per_sample_randn, sample_genera
 from lediflow.solvers import solve
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the GPU so wall-clock timings measure the work, not the launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -39,7 +40,7 @@ def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Seq
                  shape: Sequence[int], solver: str, steps: int | None, tol: float | None,
                  device: torch.device) -> SampleBatch:
     """Images `indices` of the run: x0 ~ N(0, I) (prior None) or the learned prior, then solve to t=1."""
-    _sync(device)
+    sync(device)
     started = time.perf_counter()
     gens = sample_generators(seed, seeding.STREAM_SAMPLE, indices, device)
     if prior is None:
@@ -47,11 +48,11 @@ def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Seq
     else:
         draw = prior.draw(gens, device)
         x0, sampler_nfe = draw.x0, draw.sampler_nfe
-    _sync(device)
+    sync(device)
     prior_done = time.perf_counter()
     tolerance = {} if tol is None else {"rtol": tol, "atol": tol}
     result = solve(flow_model, x0, solver, steps, **tolerance)
-    _sync(device)
+    sync(device)
     flow_done = time.perf_counter()
     return SampleBatch(result.x1, result.nfe, sampler_nfe,
                        {"prior": prior_done - started, "flow": flow_done - prior_done, "decode": 0.0})

@@ -19,7 +19,7 @@ LEARNED_FLOW = paths.flow_name("pixel", "learned")
 
 def _setup(params: Params, needed: int):
     device = resolve_device(params["run"]["device"])
-    prior = load_source(params, "learned", device)
+    prior = load_source(params, "pixel", "learned", device)
     flow_model = load_model(paths.model_dir(params, LEARNED_FLOW), device)
     test = ImageSource(paths.data_dir(params), "test", device)
     if len(test) < needed:

@@ -7,11 +7,11 @@ import torch
 from lediflow import paths
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
-from lediflow.errors import LediflowError
 from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
 from lediflow.models.dit import build_dit
-from lediflow.runtime import ImageSource, resolve_device
-from lediflow.stages.common import TrainingJob, data_fingerprint, file_hash, run_training
+from lediflow.runtime import resolve_device, training_data
+from lediflow.stages.common import TrainingJob, file_hash, run_training
+from lediflow.stages.prior import input_fingerprint
 from lediflow.train import TrainConfig, init_distributed, world
 
 
@@ -22,22 +22,21 @@ def flow_steps(params: Params, prior: str) -> int:
 
 
 def train_flow(params: Params, space: str, prior: str, progress: bool = True) -> dict:
-    if space != "pixel":
-        raise LediflowError(f"--space {space} is not available yet; use --space pixel")
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
     cfg = params["flow"]
     train_cfg = TrainConfig.from_params({**cfg["train"], "steps": flow_steps(params, prior)})
-    data = ImageSource(paths.data_dir(params), "train", device)
+    data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
-    model = build_dit(cfg["model"], resolution, channels, cfg["patch_size"])
+    patch = cfg["patch_size"] if space == "pixel" else cfg["latent_patch_size"]
+    model = build_dit(cfg["model"], resolution, channels, patch)
     per_rank = train_cfg.batch_size // world()[1]
-    fingerprint = {"data": data_fingerprint(paths.data_dir(params)), "seed": params["run"]["seed"], "flow": cfg,
+    fingerprint = {"data": input_fingerprint(params, space), "seed": params["run"]["seed"], "flow": cfg,
                    "space": space, "prior": prior}
-    weights: dict[str, str] = {"data_train_sha256": fingerprint["data"]}
+    weights: dict[str, str] = {"train_input_sha256": fingerprint["data"]}
     auxiliary = None
     if prior == "learned":
-        prior_dir = paths.model_dir(params, "prior")
+        prior_dir = paths.model_dir(params, paths.prior_name(space))
         auxiliary = load_model(prior_dir, device)  # frozen while the flow trains
         weights["prior"] = fingerprint["prior_model"] = file_hash(prior_dir / "model.safetensors")
         fingerprint["std_scale"] = params["prior"]["std_scale"]

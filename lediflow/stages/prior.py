@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import torch
 
-from lediflow import paths
+from lediflow import artifacts, paths
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.flow import flow_matching_loss, sample_time
 from lediflow.models.auxiliary import AuxiliaryModel
 from lediflow.models.latent_mlp import LatentVelocityMLP
 from lediflow.prior import prior_loss, reparameterize
-from lediflow.runtime import ImageSource, resolve_device
+from lediflow.runtime import ImageSource, LatentSource, resolve_device, training_data
 from lediflow.stages.common import TrainingJob, data_fingerprint, file_hash, run_training
 from lediflow.train import TrainConfig, init_distributed, world
 
 
-def train_prior(params: Params, progress: bool = True) -> dict:
+def input_fingerprint(params: Params, space: str) -> str:
+    """Identity of what the models of `space` learn from: the train images, or the stored latents."""
+    if space == "pixel":
+        return data_fingerprint(paths.data_dir(params))
+    return artifacts.read_manifest(paths.latents_dir(params))["files"]["train_mean.npy"]["sha256"]
+
+
+def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> dict:
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
     cfg, train_cfg = params["prior"], TrainConfig.from_params(params["prior"]["train"])
-    data = ImageSource(paths.data_dir(params), "train", device)
+    data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
     model = AuxiliaryModel(resolution, channels, cfg["z_dim"], cfg["channels"], cfg["logvar_min"], cfg["logvar_max"])
     per_rank = train_cfg.batch_size // world()[1]
@@ -31,16 +38,17 @@ def train_prior(params: Params, progress: bool = True) -> dict:
         out = prior_loss(net, y, eps_z, cfg["loss"], cfg["kl_weight"], cfg["beta"])
         return out.total, {"reconstruction": out.reconstruction.item(), "kl": out.kl.item(), "mse": out.mse.item()}
 
-    data_hash = data_fingerprint(paths.data_dir(params))
+    data_hash = input_fingerprint(params, space)
     return run_training(TrainingJob(
-        model, "auxiliary", loss_fn, paths.model_dir(params, "prior"), train_cfg, params["run"]["seed"], device,
-        fingerprint={"data": data_hash, "seed": params["run"]["seed"], "prior": cfg}, stage="train-prior",
-        params_used={"run": params["run"], "prior": cfg}, weights={"data_train_sha256": data_hash},
+        model, "auxiliary", loss_fn, paths.model_dir(params, paths.prior_name(space)), train_cfg,
+        params["run"]["seed"], device, fingerprint={"data": data_hash, "seed": params["run"]["seed"], "prior": cfg},
+        stage="train-prior", params_used={"run": params["run"], "prior": cfg},
+        weights={"train_input_sha256": data_hash}, extra={"space": space},
     ), progress)
 
 
 @torch.no_grad()
-def encode_posteriors(prior: AuxiliaryModel, data: ImageSource, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_posteriors(prior: AuxiliaryModel, data: ImageSource | LatentSource, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu_E, logvar_E) of every training image, computed once for the latent sampler."""
     mus, logvars = [], []
     for start in range(0, len(data), batch):
@@ -50,14 +58,14 @@ def encode_posteriors(prior: AuxiliaryModel, data: ImageSource, batch: int = 512
     return torch.cat(mus), torch.cat(logvars)
 
 
-def train_latent_sampler(params: Params, progress: bool = True) -> dict:
+def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = True) -> dict:
     """Flow matching from N(0, I) to the aggregate posterior of z, z ~ q(z | y) over the training set."""
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
     cfg, train_cfg = params["latent_sampler"], TrainConfig.from_params(params["latent_sampler"]["train"])
-    prior_dir = paths.model_dir(params, "prior")
+    prior_dir = paths.model_dir(params, paths.prior_name(space))
     prior = load_model(prior_dir, device)
-    mu, logvar = encode_posteriors(prior, ImageSource(paths.data_dir(params), "train", device))
+    mu, logvar = encode_posteriors(prior, training_data(params, space, "train", device))
     model = LatentVelocityMLP(prior.z_dim, cfg["hidden"], cfg["depth"])
     per_rank = train_cfg.batch_size // world()[1]
 
@@ -70,9 +78,10 @@ def train_latent_sampler(params: Params, progress: bool = True) -> dict:
 
     prior_hash = file_hash(prior_dir / "model.safetensors")
     return run_training(TrainingJob(
-        model, "latent_mlp", loss_fn, paths.model_dir(params, "latent_sampler"), train_cfg, params["run"]["seed"],
+        model, "latent_mlp", loss_fn, paths.model_dir(params, paths.latent_sampler_name(space)), train_cfg,
+        params["run"]["seed"],
         device, fingerprint={"prior": prior_hash, "seed": params["run"]["seed"], "latent_sampler": cfg},
         stage="train-latent-sampler", params_used={"run": params["run"], "latent_sampler": cfg},
-        weights={"prior": prior_hash},
+        weights={"prior": prior_hash}, extra={"space": space},
     ), progress)
 

@@ -14,7 +14,8 @@ from lediflow import artifacts, paths, seeding
 from lediflow.config import Params
 from lediflow.learned_prior import LearnedPrior, per_sample_randn, sample_generators
 from lediflow.prior import reparameterize
-from lediflow.runtime import ImageSource, resolve_device
+from lediflow.runtime import resolve_device, training_data
+from lediflow.stages.sample import load_decoder
 from lediflow.stages.common import file_hash
 from lediflow.images import save_grid
 
@@ -22,12 +23,15 @@ GRID_COLUMNS = 16
 
 
 @torch.no_grad()
-def prior_report(params: Params) -> dict:
+def prior_report(params: Params, space: str = "pixel") -> dict:
     device = resolve_device(params["run"]["device"])
     seed = params["run"]["seed"]
-    prior_dir, sampler_dir = paths.model_dir(params, "prior"), paths.model_dir(params, "latent_sampler")
+    prior_dir = paths.model_dir(params, paths.prior_name(space))
+    sampler_dir = paths.model_dir(params, paths.latent_sampler_name(space))
     prior = LearnedPrior.load(prior_dir, sampler_dir, params, device)
-    test = ImageSource(paths.data_dir(params), "test", device)
+    test = training_data(params, space, "test", device)
+    codec = load_decoder(params, space, device)
+    show = (lambda x: x) if codec is None else (lambda x: codec.decode(x).clamp(-1, 1))
     count = min(params["prior"]["report_images"], len(test))
     y = test.slice(0, count)
     gens = sample_generators(seed, seeding.STREAM_EVAL, range(count), device)
@@ -38,6 +42,8 @@ def prior_report(params: Params) -> dict:
     columns = min(GRID_COLUMNS, count)
     drawn = prior.draw(sample_generators(seed, seeding.STREAM_EVAL, range(columns), device, salt=1), device)
     report = {
+        "space": space,
+        "distances_in": "pixels in [-1, 1]" if space == "pixel" else "normalised autoencoder latents",
         "images": count,
         "std_scale": prior.std_scale,
         "latent_sampler": params["prior"]["latent_sampler"],
@@ -48,9 +54,9 @@ def prior_report(params: Params) -> dict:
         "latent_sampler_nfe": drawn.sampler_nfe,
     }
     report["gaussian_over_paired"] = report["mse_gaussian_x0"] / report["mse_paired_x0"]
-    folder = paths.prior_report_dir(params)
+    folder = paths.prior_report_dir(params, space)
     with artifacts.staged_dir(folder) as stage:
-        rows = [y[:columns], mean_paired[:columns], x0_paired[:columns], drawn.mean, drawn.x0]
+        rows = [show(r) for r in (y[:columns], mean_paired[:columns], x0_paired[:columns], drawn.mean, drawn.x0)]
         save_grid(stage / "prior_grid.png", torch.cat(rows), nrow=columns)
         artifacts.write_json_atomic(stage / "report.json", report)
         artifacts.write_manifest(stage, "prior-report", {"run": params["run"], "prior": params["prior"]},

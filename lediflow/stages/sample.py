@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 
 import numpy as np
 import torch
@@ -15,17 +16,33 @@ from lediflow.errors import LediflowError
 from lediflow.images import save_grid
 from lediflow.learned_prior import LearnedPrior
 from lediflow.runtime import resolve_device, to_model_range, to_uint8
-from lediflow.sample import sample_batch
+from lediflow.autoencoder import LatentCodec
+from lediflow.sample import sync, sample_batch
 from lediflow.solvers import SOLVERS
 from lediflow.stages.common import file_hash
 
 
-def load_source(params: Params, prior_kind: str, device: torch.device) -> LearnedPrior | None:
-    """The source distribution of a flow model: None for N(0, I), else the learned prior."""
+def load_source(params: Params, space: str, prior_kind: str, device: torch.device) -> LearnedPrior | None:
+    """The source distribution of a flow model: None for N(0, I), else the learned prior of its space."""
     if prior_kind == "gaussian":
         return None
-    return LearnedPrior.load(paths.model_dir(params, "prior"), paths.model_dir(params, "latent_sampler"),
-                             params, device)
+    return LearnedPrior.load(paths.model_dir(params, paths.prior_name(space)),
+                             paths.model_dir(params, paths.latent_sampler_name(space)), params, device)
+
+
+def load_decoder(params: Params, space: str, device: torch.device) -> LatentCodec | None:
+    """Latent flows produce normalised latents: the autoencoder turns them into images."""
+    return LatentCodec.load(paths.latents_dir(params), device) if space == "latent" else None
+
+
+def _decode(codec: LatentCodec | None, x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float]:
+    if codec is None:
+        return x, 0.0
+    sync(device)
+    started = time.perf_counter()
+    images = codec.decode(x)
+    sync(device)
+    return images, time.perf_counter() - started
 
 
 def device_name(device: torch.device) -> str:
@@ -43,16 +60,22 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
     cfg, seed = params["sample"], params["run"]["seed"]
     flow_dir = paths.model_dir(params, model)
     flow_model = load_model(flow_dir, device)
-    prior = load_source(params, prior_kind, device)
+    prior = load_source(params, space, prior_kind, device)
+    codec = load_decoder(params, space, device)
     arch = flow_model.arch
     shape = (arch["channels"], arch["resolution"], arch["resolution"])
     count, batch = cfg["num_samples"], cfg["batch_size"]
-    images = np.empty((count, *shape), dtype=np.uint8)
+    image_shape = artifacts.read_manifest(paths.data_dir(params))["shape"]
+    images = np.empty((count, *image_shape), dtype=np.uint8)
+    # Untimed warm-up (lazy initialisation, allocator growth) so the first batch is not charged for it.
+    warm = sample_batch(flow_model, prior, [0], seed, shape, solver, steps, tol, device)
+    _decode(codec, warm.images, device)
     nfe_per_batch, sampler_nfe, seconds = [], [], {"prior": 0.0, "flow": 0.0, "decode": 0.0}
     for start in tqdm(range(0, count, batch), desc=f"{model} {setting}", disable=not progress):
         indices = list(range(start, min(count, start + batch)))
         out = sample_batch(flow_model, prior, indices, seed, shape, solver, steps, tol, device)
-        images[start : start + len(indices)] = to_uint8(out.images).cpu().numpy()
+        decoded, out.seconds["decode"] = _decode(codec, out.images, device)
+        images[start : start + len(indices)] = to_uint8(decoded).cpu().numpy()
         nfe_per_batch.append(out.nfe)
         sampler_nfe.append(out.sampler_nfe)
         for key, value in out.seconds.items():

@@ -5,7 +5,8 @@ from lediflow import paths
 
 def lediflow_cmd(stage, extra=""):
     """The CLI call every rule makes: one stage, reading the run's resolved params."""
-    return f"lediflow {stage} --config {PARAMS_FILE} {extra}".rstrip()
+    # OMP_NUM_THREADS={threads}: torch uses the cores Snakemake gave the job, so parallel jobs do not fight.
+    return f"OMP_NUM_THREADS={{threads}} lediflow {stage} --config {PARAMS_FILE} {extra}".rstrip()
 
 
 def model_files(name):

@@ -2,9 +2,9 @@
 
 
 def flow_inputs(wildcards):
-    inputs = {"data": rules.prepare_data.output.manifest}
+    inputs = {"data": space_inputs(wildcards.space)}
     if wildcards.prior == "learned":
-        inputs["prior"] = rules.train_prior.output.model
+        inputs["prior"] = model_files(paths.prior_name(wildcards.space))["model"]
     return inputs
 
 

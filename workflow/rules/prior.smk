@@ -1,53 +1,54 @@
-# Learned prior: auxiliary encoder/decoder, latent sampler, and the closeness report.
+# Learned prior per {space}: auxiliary encoder/decoder, latent sampler, and the closeness report.
 
 
 rule train_prior:
     input:
-        data=rules.prepare_data.output.manifest,
+        data=lambda wc: space_inputs(wc.space),
     output:
-        **model_files("prior"),
+        **model_files("prior-{space}"),
     params:
         section=PARAMS["prior"],
     threads: workflow.cores
     log:
-        log_file("train_prior"),
+        f"{RUN_DIR}/logs/train_prior-{{space}}.log",
     shell:
-        lediflow_cmd("train-prior") + " > {log} 2>&1"
+        lediflow_cmd("train-prior", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
 rule train_latent_sampler:
     input:
-        prior=rules.train_prior.output.model,
-        data=rules.prepare_data.output.manifest,
+        prior=lambda wc: model_files(paths.prior_name(wc.space))["model"],
     output:
-        **model_files("latent_sampler"),
+        **model_files("latent_sampler-{space}"),
     params:
         section=PARAMS["latent_sampler"],
     threads: workflow.cores
     log:
-        log_file("train_latent_sampler"),
+        f"{RUN_DIR}/logs/train_latent_sampler-{{space}}.log",
     shell:
-        lediflow_cmd("train-latent-sampler") + " > {log} 2>&1"
+        lediflow_cmd("train-latent-sampler", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
-def latent_sampler_input(wildcards=None):
-    """The latent sampler model, when the learned prior draws z with it."""
+def learned_prior_inputs(space):
+    """The models the learned prior of a space is drawn from (its latent sampler only when it is used)."""
+    inputs = [model_files(paths.prior_name(space))["model"]]
     if PARAMS["prior"]["latent_sampler"] == "flow":
-        return [rules.train_latent_sampler.output.model]
-    return []
+        inputs.append(model_files(paths.latent_sampler_name(space))["model"])
+    if space == "latent":
+        inputs.append(rules.encode_latents.output.norm)
+    return inputs
 
 
 rule prior_report:
     input:
-        rules.train_prior.output.model,
-        latent_sampler_input(),
+        lambda wc: learned_prior_inputs(wc.space),
     output:
-        report=f"{paths.prior_report_dir(PARAMS)}/report.json",
-        grid=f"{paths.prior_report_dir(PARAMS)}/prior_grid.png",
+        report=f"{RUN_DIR}/prior_report/{{space}}/report.json",
+        grid=f"{RUN_DIR}/prior_report/{{space}}/prior_grid.png",
     params:
         prior=PARAMS["prior"],
         latent_sampler=PARAMS["latent_sampler"],
     log:
-        log_file("prior_report"),
+        f"{RUN_DIR}/logs/prior_report-{{space}}.log",
     shell:
-        lediflow_cmd("prior-report") + " > {log} 2>&1"
+        lediflow_cmd("prior-report", "--space {wildcards.space}") + " > {log} 2>&1"

@@ -4,11 +4,13 @@ SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
 
 
 def source_inputs(wildcards):
-    """The flow model and, for the learned prior, the models its x0 comes from."""
+    """The flow model, the models its x0 comes from (learned prior), and the decoder (latent space)."""
+    space, prior = paths.parse_flow_name(wildcards.model)
     inputs = {"flow": model_files(wildcards.model)["model"]}
-    if wildcards.model.endswith("-learned"):
-        inputs["prior"] = rules.train_prior.output.model
-        inputs.update({"latent_sampler": p for p in latent_sampler_input()})
+    if prior == "learned":
+        inputs["prior"] = learned_prior_inputs(space)
+    if space == "latent":
+        inputs["norm"] = rules.encode_latents.output.norm
     return inputs
 
 
@@ -27,6 +29,7 @@ rule sample:
     params:
         sample={k: PARAMS["sample"][k] for k in SAMPLE_KEYS},
         source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
+    # All cores and one job at a time: the per-image timings in record.json must not share the CPU.
     threads: workflow.cores
     log:
         f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
@@ -38,8 +41,7 @@ EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", 
 
 
 def extras_inputs(wildcards=None):
-    return [model_files(paths.flow_name("pixel", "learned"))["model"], rules.train_prior.output.model,
-            *latent_sampler_input()]
+    return [model_files(paths.flow_name("pixel", "learned"))["model"], *learned_prior_inputs("pixel")]
 
 
 rule interpolate:

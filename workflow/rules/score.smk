@@ -12,7 +12,7 @@ rule reference_features:
         info=f"{paths.reference_dir(PARAMS)}/reference.json",
     params:
         score={k: PARAMS["score"][k] for k in REFERENCE_KEYS},
-    threads: workflow.cores
+    threads: 1
     log:
         log_file("reference_features"),
     shell:
@@ -28,7 +28,7 @@ rule score:
         f"{RUN_DIR}/scores/{{model}}/{{setting}}.json",
     params:
         score=PARAMS["score"],
-    threads: workflow.cores
+    threads: 1
     log:
         f"{RUN_DIR}/logs/score-{{model}}-{{setting}}.log",
     shell:

@@ -1,0 +1,34 @@
+# Latent variant: the autoencoder and the stored latents of every image.
+
+
+rule train_autoencoder:
+    input:
+        rules.prepare_data.output.manifest,
+    output:
+        manifest=f"{paths.autoencoder_dir(PARAMS)}/manifest.json",
+    params:
+        autoencoder={k: v for k, v in PARAMS["autoencoder"].items() if k != "encode_batch_size"},
+    threads: workflow.cores
+    log:
+        log_file("train_autoencoder"),
+    shell:
+        lediflow_cmd("train-autoencoder") + " > {log} 2>&1"
+
+
+rule encode_latents:
+    input:
+        rules.train_autoencoder.output.manifest,
+    output:
+        train=f"{paths.latents_dir(PARAMS)}/train_mean.npy",
+        norm=f"{paths.latents_dir(PARAMS)}/norm.json",
+        manifest=f"{paths.latents_dir(PARAMS)}/manifest.json",
+    log:
+        log_file("encode_latents"),
+    threads: workflow.cores
+    shell:
+        lediflow_cmd("encode-latents") + " > {log} 2>&1"
+
+
+def space_inputs(space):
+    """What models of a space train on: the prepared images, or the stored latents."""
+    return rules.prepare_data.output.manifest if space == "pixel" else rules.encode_latents.output.manifest

@@ -1,0 +1,27 @@
+# Tables and figures of the run (and the material of `snakemake --report`).
+
+
+rule tables:
+    input:
+        rules.scores.input,
+    output:
+        quality=report(f"{paths.tables_dir(PARAMS)}/quality_vs_nfe.csv", caption="../report/quality_vs_nfe.rst",
+                       category="Tables"),
+        speedup=report(f"{paths.tables_dir(PARAMS)}/speedup.csv", caption="../report/speedup.rst", category="Tables"),
+        ratio=report(f"{paths.tables_dir(PARAMS)}/quality_ratio.csv", caption="../report/quality_ratio.rst",
+                     category="Tables"),
+        headline=report(f"{paths.tables_dir(PARAMS)}/headline.csv", caption="../report/headline.rst",
+                        category="Tables"),
+        long=f"{paths.tables_dir(PARAMS)}/scores_long.csv",
+        curves=report(
+            expand(f"{paths.figures_dir(PARAMS)}/quality_vs_nfe_{{space}}.png", space=PARAMS["flow"]["spaces"]),
+            caption="../report/quality_curves.rst", category="Figures"),
+        strips=report(
+            expand(f"{paths.figures_dir(PARAMS)}/samples_{{model}}.png", model=paths.flow_models(PARAMS)),
+            caption="../report/samples.rst", category="Samples"),
+        losses=report(f"{paths.figures_dir(PARAMS)}/training_losses.png", caption="../report/losses.rst",
+                      category="Figures"),
+    log:
+        log_file("tables"),
+    shell:
+        lediflow_cmd("tables") + " > {log} 2>&1"
