@@ -22,7 +22,13 @@ def generator(device: torch.device | str, *keys: int) -> torch.Generator:
     return gen
 
 
+def seed_model_init(seed: int, *keys: int) -> None:
+    """Seed torch's global RNG, which nn.Module constructors draw their initial weights from."""
+    torch.manual_seed(derive_seed(seed, STREAM_INIT, *keys))
+
+
 # Stream identifiers, so different consumers of the same root seed never share draws.
 STREAM_TRAIN = 1
 STREAM_SAMPLE = 2
 STREAM_EVAL = 3
+STREAM_INIT = 4

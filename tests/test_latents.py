@@ -70,3 +70,18 @@ def test_trained_autoencoder_round_trips_and_latents_are_stored_exactly(tmp_path
     train_mean = np.load(latents / "train_mean.npy")
     assert np.allclose(train_mean.mean(axis=(0, 2, 3)), 0, atol=1e-5)  # normalised by train statistics
     assert len(norm["scale"]) == 2 and all(s > 0 for s in norm["scale"])
+
+
+def test_training_stages_start_from_the_same_weights_every_run(tmp_path: Path, image_tree: Path):
+    from lediflow import artifacts
+    from lediflow.stages.prior import train_prior
+
+    hashes = []
+    for name in ("a", "b"):
+        torch.manual_seed(len(hashes) + 123)  # whatever the global RNG holds before the stage
+        params = _params(tmp_path / name, image_tree, "prior.channels=[4, 8]", "prior.z_dim=4",
+                         "prior.train.steps=2", "prior.train.batch_size=4", "prior.train.checkpoint_every=2")
+        prepare(params)
+        train_prior(params, "pixel", progress=False)
+        hashes.append(artifacts.sha256_file(paths.model_dir(params, "prior-pixel") / "model.safetensors"))
+    assert hashes[0] == hashes[1]

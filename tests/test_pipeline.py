@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -30,15 +31,34 @@ def smoke_overlay(tmp_path: Path) -> Path:
     return overlay(tmp_path, run={"results_dir": str(tmp_path / "results")})
 
 
-@pytest.mark.parametrize("configs", [[], ["configs/smoke.yaml"]])
-def test_dry_run_lists_jobs(configs, smoke_overlay):
+EXPECTED_JOBS = {"prepare_data": 1, "train_autoencoder": 1, "encode_latents": 1, "train_prior": 2,
+                 "train_latent_sampler": 2, "train_flow": 4, "reference_features": 1, "tables": 1}
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    counts = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts.setdefault(parts[0], int(parts[1]))
+    return counts
+
+
+@pytest.mark.parametrize("configs, cells", [
+    ([], 4 * 9), (["configs/smoke.yaml"], 4 * 3),
+    (["configs/ffhq256.yaml"], 4 * 16), (["configs/afhq256.yaml"], 4 * 16), (["configs/lhq256.yaml"], 4 * 16),
+])
+def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
     # --configfile takes several files at once; repeating the flag would keep only the last.
     result = snakemake("-n", "--configfile", *configs, str(smoke_overlay))
     assert result.returncode == 0, result.stderr
-    assert "prepare_data" in result.stdout + result.stderr
+    counts = _job_counts(result.stdout + result.stderr)
+    for job, count in EXPECTED_JOBS.items():
+        assert counts.get(job) == count, (job, counts)
+    assert counts["sample"] == cells and counts["score"] == cells
 
 
-def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay):
+def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, dataframe_regression):
     result = snakemake("--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "results" / "smoke"
@@ -72,6 +92,23 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay):
             assert scored["cmmd"] == "unavailable (no CLIP weights)"  # offline, clip_download false
     assert (run / "extras" / "interpolation" / "interpolation.png").is_file()
     assert json.loads((run / "extras" / "inpainting" / "metrics.json").read_text())["images"] == 4
+    # Tables: the numbers of the smoke run are golden (deterministic on CPU; regenerate only on purpose
+    # with `pytest --force-regen`). Timings are not compared: they are measurements, not results.
+    for name in ("quality_vs_nfe", "speedup", "quality_ratio", "headline"):
+        for suffix in (".md", ".csv", ".tex"):
+            assert (run / "tables" / f"{name}{suffix}").stat().st_size > 0
+    long = pd.read_csv(run / "tables" / "scores_long.csv")
+    golden = long[["space", "prior", "solver", "setting", "nfe", "latent_sampler_nfe", "fid", "kid_mean",
+                   "mmd_inception"]].sort_values(["space", "prior", "setting"]).reset_index(drop=True)
+    dataframe_regression.check(golden, default_tolerance={"rtol": 1e-3, "atol": 1e-6})
+    for space in ("pixel", "latent"):
+        assert (run / "figures" / f"quality_vs_nfe_{space}.pdf").stat().st_size > 0
+    # The HTML report opens with the tables and figures.
+    report = tmp_path / "report.html"
+    made = snakemake("--report", str(report), "--configfile", "configs/smoke.yaml", str(smoke_overlay))
+    assert made.returncode == 0, made.stderr[-3000:]
+    html = report.read_text(errors="ignore")
+    assert "quality_vs_nfe" in html and "headline" in html
     # A second run has nothing to do.
     again = snakemake("--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert "Nothing to be done" in again.stdout + again.stderr

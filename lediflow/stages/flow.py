@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lediflow import paths
+from lediflow import paths, seeding
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
@@ -29,6 +29,7 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
     data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
     patch = cfg["patch_size"] if space == "pixel" else cfg["latent_patch_size"]
+    seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     model = build_dit(cfg["model"], resolution, channels, patch)
     per_rank = train_cfg.batch_size // world()[1]
     fingerprint = {"data": input_fingerprint(params, space), "seed": params["run"]["seed"], "flow": cfg,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from lediflow import artifacts, paths
+from lediflow import artifacts, paths, seeding
 from lediflow.autoencoder import (LatentCodec, VAETrainingWrapper, build_vae, latent_shape, load_pretrained)
 from lediflow.config import Params
 from lediflow.images import save_grid
@@ -37,6 +37,7 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
     init_distributed(device)
     data = ImageSource(paths.data_dir(params), "train", device)
     channels, resolution = data.shape[0], data.shape[1]
+    seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     wrapper = VAETrainingWrapper(build_vae(cfg, channels, resolution))
     z_shape = latent_shape(wrapper.vae, resolution)
     train_cfg = TrainConfig.from_params(cfg["train"])

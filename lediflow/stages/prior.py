@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lediflow import artifacts, paths
+from lediflow import artifacts, paths, seeding
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.flow import flow_matching_loss, sample_time
@@ -29,6 +29,7 @@ def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> 
     cfg, train_cfg = params["prior"], TrainConfig.from_params(params["prior"]["train"])
     data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
+    seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     model = AuxiliaryModel(resolution, channels, cfg["z_dim"], cfg["channels"], cfg["logvar_min"], cfg["logvar_max"])
     per_rank = train_cfg.batch_size // world()[1]
 
@@ -66,6 +67,7 @@ def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = 
     prior_dir = paths.model_dir(params, paths.prior_name(space))
     prior = load_model(prior_dir, device)
     mu, logvar = encode_posteriors(prior, training_data(params, space, "train", device))
+    seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     model = LatentVelocityMLP(prior.z_dim, cfg["hidden"], cfg["depth"])
     per_rank = train_cfg.batch_size // world()[1]
 

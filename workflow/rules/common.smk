@@ -9,6 +9,15 @@ def lediflow_cmd(stage, extra=""):
     return f"OMP_NUM_THREADS={{threads}} lediflow {stage} --config {PARAMS_FILE} {extra}".rstrip()
 
 
+def train_cmd(stage, extra=""):
+    """Training stages: plain lediflow, or torchrun with one process per GPU when resources.gpus > 1 (DDP)."""
+    launch = (
+        "if [ {resources.gpus} -gt 1 ]; then L='torchrun --standalone --nproc_per_node {resources.gpus} "
+        "-m lediflow.cli'; else L=lediflow; fi; "
+    )
+    return launch + f"OMP_NUM_THREADS={{threads}} $L {stage} --config {PARAMS_FILE} {extra}".rstrip()
+
+
 def model_files(name):
     """The declared outputs of a trained model folder (its checkpoints/ stay undeclared, for resume)."""
     folder = paths.model_dir(PARAMS, name)

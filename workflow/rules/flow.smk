@@ -17,7 +17,9 @@ rule train_flow:
         flow=PARAMS["flow"],
         std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
     threads: workflow.cores
+    resources:
+        gpus=0,
     log:
         f"{RUN_DIR}/logs/train_flow-{{space}}-{{prior}}.log",
     shell:
-        lediflow_cmd("train-flow", "--space {wildcards.space} --prior {wildcards.prior}") + " > {log} 2>&1"
+        train_cmd("train-flow", "--space {wildcards.space} --prior {wildcards.prior}") + " > {log} 2>&1"

@@ -9,10 +9,12 @@ rule train_autoencoder:
     params:
         autoencoder={k: v for k, v in PARAMS["autoencoder"].items() if k != "encode_batch_size"},
     threads: workflow.cores
+    resources:
+        gpus=0,
     log:
         log_file("train_autoencoder"),
     shell:
-        lediflow_cmd("train-autoencoder") + " > {log} 2>&1"
+        train_cmd("train-autoencoder") + " > {log} 2>&1"
 
 
 rule encode_latents:

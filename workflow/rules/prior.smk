@@ -9,10 +9,12 @@ rule train_prior:
     params:
         section=PARAMS["prior"],
     threads: workflow.cores
+    resources:
+        gpus=0,
     log:
         f"{RUN_DIR}/logs/train_prior-{{space}}.log",
     shell:
-        lediflow_cmd("train-prior", "--space {wildcards.space}") + " > {log} 2>&1"
+        train_cmd("train-prior", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
 rule train_latent_sampler:
@@ -23,10 +25,12 @@ rule train_latent_sampler:
     params:
         section=PARAMS["latent_sampler"],
     threads: workflow.cores
+    resources:
+        gpus=0,
     log:
         f"{RUN_DIR}/logs/train_latent_sampler-{{space}}.log",
     shell:
-        lediflow_cmd("train-latent-sampler", "--space {wildcards.space}") + " > {log} 2>&1"
+        train_cmd("train-latent-sampler", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
 def learned_prior_inputs(space):

@@ -1,0 +1,127 @@
+"""lediflow benchmarks: ratios measured in one run (this machine is noisy; absolute times are not targets).
+
+    python benchmarks/run.py            # prints a Markdown table
+    python benchmarks/run.py --quick    # fewer repetitions
+
+- train_ratio = images/s of lediflow's Trainer / images/s of a bare PyTorch loop (same DiT, batch, AdamW,
+  clipping); target >= 0.90 (issue 3). The Trainer adds EMA, per-step generators, NaN guards, logging.
+- sample_overhead[solver] = wall time of lediflow's sampling path (per-image seeds, torchdiffeq, NFE
+  counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
+from lediflow.models.dit import build_dit  # noqa: E402
+from lediflow.sample import sample_batch  # noqa: E402
+from lediflow.solvers import EVALS_PER_STEP  # noqa: E402
+from lediflow.train import TrainConfig, Trainer  # noqa: E402
+
+MODEL, RES, BATCH = "dit-tiny", 32, 64
+
+
+def _data() -> torch.Tensor:
+    return torch.rand(1024, 1, RES, RES) * 2 - 1
+
+
+def bare_loop_images_per_s(steps: int) -> float:
+    torch.manual_seed(0)
+    model = build_dit(MODEL, RES, 1, 4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    data, gen = _data(), torch.Generator().manual_seed(0)
+    start = None
+    for k in range(steps + 2):
+        if k == 2:
+            start = time.perf_counter()  # two warm-up steps
+        x1 = data[torch.randint(len(data), (BATCH,), generator=gen)]
+        x0 = torch.randn(x1.shape, generator=gen)
+        loss = flow_matching_loss(model, x0, x1, torch.rand(BATCH, generator=gen)).total
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def trainer_images_per_s(steps: int) -> float:
+    torch.manual_seed(0)
+    model = build_dit(MODEL, RES, 1, 4)
+    data = _data()
+
+    def loss_fn(net, gen):
+        x1 = data[torch.randint(len(data), (BATCH,), generator=gen)]
+        return flow_matching_loss(net, gaussian_coupling(x1, gen), x1, sample_time(BATCH, gen, x1.device)).total, {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # checkpoints and metrics as in a real run: a checkpoint at the end, a metrics line every 10 steps
+        cfg = TrainConfig(steps=steps + 2, batch_size=BATCH, lr=3e-4, checkpoint_every=10**9, log_every=10)
+        trainer = Trainer(model, loss_fn, tmp, cfg, seed=0, device=torch.device("cpu"), fingerprint={},
+                          progress=False)
+        start = time.perf_counter()
+        trainer.fit()
+        total = time.perf_counter() - start
+    return (steps + 2) * BATCH / total
+
+
+@torch.no_grad()
+def bare_call_seconds(model: torch.nn.Module, batch: int, repeats: int) -> float:
+    x, t = torch.randn(batch, 1, RES, RES), torch.rand(batch)
+    model(x, t)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x, t)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sample_overhead(solver: str, steps: int, batch: int, repeats: int) -> tuple[float, int]:
+    torch.manual_seed(0)
+    model = build_dit(MODEL, RES, 1, 4).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    device = torch.device("cpu")
+    sample_batch(model, None, range(batch), 0, (1, RES, RES), solver, steps, None, device)  # warm-up
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = sample_batch(model, None, range(batch), 0, (1, RES, RES), solver, steps, None, device)
+        walls.append(time.perf_counter() - start)
+    per_call = bare_call_seconds(model, batch, repeats * out.nfe)
+    return statistics.median(walls) / (out.nfe * per_call), out.nfe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    steps, repeats = (10, 2) if args.quick else (30, 3)
+    torch.set_num_threads(torch.get_num_threads())
+    rows = []
+    bare = statistics.median(bare_loop_images_per_s(steps) for _ in range(repeats))
+    ours = statistics.median(trainer_images_per_s(steps) for _ in range(repeats))
+    rows.append(("train_ratio (Trainer / bare loop)", f"{ours / bare:.3f}", ">= 0.90",
+                 f"{ours:.0f} vs {bare:.0f} img/s, {MODEL} batch {BATCH}"))
+    for solver in ("euler", "midpoint", "rk4"):
+        ratio, nfe = sample_overhead(solver, 8, 250, repeats)
+        rows.append((f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250"))
+    print(f"device: cpu, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print("| benchmark | value | target | detail |\n| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
