@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
 from lediflow.models.dit import build_dit  # noqa: E402
 from lediflow.sample import sample_batch  # noqa: E402
-from lediflow.solvers import EVALS_PER_STEP  # noqa: E402
 from lediflow.train import TrainConfig, Trainer  # noqa: E402
 
 MODEL, RES, BATCH = "dit-tiny", 32, 64

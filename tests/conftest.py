@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +88,27 @@ def image_tree(tmp_path: Path) -> Path:
     root = tmp_path / "images"
     make_image_tree(root)
     return root
+
+
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture
+def tiny_clip_weights(tmp_path: Path) -> Path:
+    """A randomly initialised open_clip CLIP of the ViT-L-14-336 class, registered under a test name."""
+    import open_clip
+
+    config_dir = tmp_path / "clip_configs"
+    config_dir.mkdir()
+    (config_dir / "lediflow-tiny-test.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(config_dir)
+    torch.manual_seed(0)
+    model = open_clip.create_model("lediflow-tiny-test")
+    assert type(model).__name__ == "CLIP"
+    path = tmp_path / "tiny_clip.pt"
+    torch.save(model.state_dict(), path)
+    return path

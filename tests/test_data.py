@@ -1,6 +1,4 @@
 import gzip
-import json
-import shutil
 import subprocess
 import sys
 import zipfile

