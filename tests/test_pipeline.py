@@ -103,6 +103,9 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     dataframe_regression.check(golden, default_tolerance={"rtol": 1e-3, "atol": 1e-6})
     for space in ("pixel", "latent"):
         assert (run / "figures" / f"quality_vs_nfe_{space}.pdf").stat().st_size > 0
+    # Every job leaves a Snakemake benchmark (wall time, peak RSS) beside its log.
+    bench = pd.read_csv(run / "benchmarks" / "train_flow-pixel-learned.tsv", sep="\t")
+    assert bench["max_rss"].iloc[0] > 0 and bench["s"].iloc[0] > 0
     # The HTML report opens with the tables and figures.
     report = tmp_path / "report.html"
     made = snakemake("--report", str(report), "--configfile", "configs/smoke.yaml", str(smoke_overlay))

@@ -32,6 +32,11 @@ def log_file(name):
     return f"{RUN_DIR}/logs/{name}.log"
 
 
+def bench_file(name):
+    """Snakemake's per-job benchmark (wall time, peak RSS), beside the logs."""
+    return f"{RUN_DIR}/benchmarks/{name}.tsv"
+
+
 wildcard_constraints:
     space="pixel|latent",
     prior="gaussian|learned",

@@ -8,6 +8,8 @@ rule prepare_data:
         manifest=f"{RUN_DIR}/data/manifest.json",
     params:
         section=PARAMS["data"],
+    benchmark:
+        f"{RUN_DIR}/benchmarks/prepare_data.tsv",
     log:
         f"{RUN_DIR}/logs/prepare_data.log",
     shell:

@@ -19,6 +19,8 @@ rule train_flow:
     threads: workflow.cores
     resources:
         gpus=0,
+    benchmark:
+        f"{RUN_DIR}/benchmarks/train_flow-{{space}}-{{prior}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_flow-{{space}}-{{prior}}.log",
     shell:

@@ -11,6 +11,8 @@ rule train_autoencoder:
     threads: workflow.cores
     resources:
         gpus=0,
+    benchmark:
+        bench_file("train_autoencoder"),
     log:
         log_file("train_autoencoder"),
     shell:
@@ -24,6 +26,8 @@ rule encode_latents:
         train=f"{paths.latents_dir(PARAMS)}/train_mean.npy",
         norm=f"{paths.latents_dir(PARAMS)}/norm.json",
         manifest=f"{paths.latents_dir(PARAMS)}/manifest.json",
+    benchmark:
+        bench_file("encode_latents"),
     log:
         log_file("encode_latents"),
     threads: workflow.cores

@@ -11,6 +11,8 @@ rule train_prior:
     threads: workflow.cores
     resources:
         gpus=0,
+    benchmark:
+        f"{RUN_DIR}/benchmarks/train_prior-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_prior-{{space}}.log",
     shell:
@@ -27,6 +29,8 @@ rule train_latent_sampler:
     threads: workflow.cores
     resources:
         gpus=0,
+    benchmark:
+        f"{RUN_DIR}/benchmarks/train_latent_sampler-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_latent_sampler-{{space}}.log",
     shell:
@@ -52,6 +56,8 @@ rule prior_report:
     params:
         prior=PARAMS["prior"],
         latent_sampler=PARAMS["latent_sampler"],
+    benchmark:
+        f"{RUN_DIR}/benchmarks/prior_report-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/prior_report-{{space}}.log",
     shell:

@@ -21,6 +21,8 @@ rule tables:
             caption="../report/samples.rst", category="Samples"),
         losses=report(f"{paths.figures_dir(PARAMS)}/training_losses.png", caption="../report/losses.rst",
                       category="Figures"),
+    benchmark:
+        bench_file("tables"),
     log:
         log_file("tables"),
     shell:

@@ -31,6 +31,8 @@ rule sample:
         source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
     # All cores and one job at a time: the per-image timings in record.json must not share the CPU.
     threads: workflow.cores
+    benchmark:
+        f"{RUN_DIR}/benchmarks/sample-{{model}}-{{setting}}.tsv",
     log:
         f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
     shell:
@@ -51,6 +53,8 @@ rule interpolate:
         f"{paths.extras_dir(PARAMS)}/interpolation/interpolation.png",
     params:
         extras={k: PARAMS["sample"][k] for k in EXTRAS_KEYS},
+    benchmark:
+        bench_file("interpolate"),
     log:
         log_file("interpolate"),
     shell:
@@ -65,6 +69,8 @@ rule inpaint:
         metrics=f"{paths.extras_dir(PARAMS)}/inpainting/metrics.json",
     params:
         extras={k: PARAMS["sample"][k] for k in EXTRAS_KEYS},
+    benchmark:
+        bench_file("inpaint"),
     log:
         log_file("inpaint"),
     shell:

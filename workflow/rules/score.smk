@@ -13,6 +13,8 @@ rule reference_features:
     params:
         score={k: PARAMS["score"][k] for k in REFERENCE_KEYS},
     threads: 1
+    benchmark:
+        bench_file("reference_features"),
     log:
         log_file("reference_features"),
     shell:
@@ -29,6 +31,8 @@ rule score:
     params:
         score=PARAMS["score"],
     threads: 1
+    benchmark:
+        f"{RUN_DIR}/benchmarks/score-{{model}}-{{setting}}.tsv",
     log:
         f"{RUN_DIR}/logs/score-{{model}}-{{setting}}.log",
     shell:
