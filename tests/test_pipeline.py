@@ -132,3 +132,14 @@ def test_run_names_do_not_collide(tmp_path: Path):
         assert snakemake("prepare_data", "--configfile", str(cfg)).returncode == 0
     assert np.load(tmp_path / "results/a/data/train.npy").shape[0] == 10
     assert np.load(tmp_path / "results/b/data/train.npy").shape[0] == 20
+
+
+@pytest.mark.parametrize("name", ["reference", "prior_loss_nll", "prior_loss_beta_nll", "latent_sampler_gaussian",
+                                  "std_scale_0.5", "std_scale_1.5"])
+def test_ablation_configs_plan_pixel_only_runs(name, smoke_overlay):
+    result = snakemake("-n", "--configfile", f"configs/ablations/{name}.yaml", str(smoke_overlay))
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result.stdout + result.stderr)
+    assert counts["train_flow"] == 2 and counts["train_prior"] == 1 and "train_autoencoder" not in counts
+    assert counts["sample"] == counts["score"] == 2 * 9
+    assert ("train_latent_sampler" in counts) == (name != "latent_sampler_gaussian")
