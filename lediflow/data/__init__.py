@@ -13,16 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from lediflow import artifacts
-from lediflow.config import Params, run_dir
+from lediflow import artifacts, paths
+from lediflow.config import Params
 from lediflow.data import fashion_mnist, image_folder, paper
 from lediflow.errors import LediflowError
 
 SPLITS = ("train", "test")
-
-
-def data_dir(params: Params) -> Path:
-    return run_dir(params) / "data"
 
 
 def cache_dir(params: Params) -> Path:
@@ -77,7 +73,7 @@ def _prepare_folder(params: Params, stage: Path, root: Path, provenance: dict[st
 def prepare(params: Params) -> dict[str, Any]:
     """Build the dataset folder atomically and return its manifest."""
     cfg = params["data"]
-    target = data_dir(params)
+    target = paths.data_dir(params)
     with artifacts.staged_dir(target) as stage:
         if cfg["source"] == "fashion-mnist":
             info = _prepare_fashion_mnist(params, stage)

@@ -7,7 +7,6 @@ been verified, so `dest` existing means "complete and verified".
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -90,6 +89,3 @@ def download(
     os.replace(part, dest)
     return digest
 
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

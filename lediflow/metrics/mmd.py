@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
@@ -46,6 +45,3 @@ def kid_from_features(a: torch.Tensor, b: torch.Tensor, subset_size: int, subset
     return {"kid_mean": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"],
             "kid_subset_size": size, "kid_subsets": subsets}
 
-
-def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return array if torch.is_tensor(array) else torch.from_numpy(np.asarray(array))

@@ -17,9 +17,9 @@ def file_hash(path: Path) -> str:
     return artifacts.sha256_file(path)
 
 
-def data_fingerprint(data_folder: Path) -> str:
-    """The dataset's identity: the sha256 of its train split as recorded in its manifest."""
-    return artifacts.read_manifest(data_folder)["files"]["train.npy"]["sha256"]
+def data_fingerprint(data_folder: Path, split: str = "train") -> str:
+    """A split's identity: the sha256 of its file as recorded in the dataset manifest."""
+    return artifacts.read_manifest(data_folder)["files"][f"{split}.npy"]["sha256"]
 
 
 @dataclass

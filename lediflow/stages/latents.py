@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,9 +17,8 @@ from lediflow.stages.common import data_fingerprint
 from lediflow.train import TrainConfig, Trainer, init_distributed, world
 
 
-def _vae_weights_hash(folder) -> str:
-    from pathlib import Path
-
+def _vae_weights_hash(folder: str) -> str:
+    """sha256 of a local AutoencoderKL's weights file; "remote" for a hub id."""
     files = sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin"))
     return artifacts.sha256_file(files[0]) if files else "remote"
 

@@ -17,6 +17,7 @@ from lediflow.metrics.clip import UNAVAILABLE, load_clip
 from lediflow.metrics.inception import InceptionFeatures, resolve_weights
 from lediflow.metrics.mmd import cmmd_from_embeddings, fid_from_features, kid_from_features
 from lediflow.runtime import resolve_device
+from lediflow.stages.common import data_fingerprint
 
 IS_UNAVAILABLE = "unavailable (the offline Inception weights carry no logits layer)"
 RESIZE_NOTE = ("Inception: uint8 -> 299x299 by torch-fidelity's TF-1.x bilinear resize; CLIP: bicubic antialiased "
@@ -40,7 +41,7 @@ def reference_features(params: Params) -> dict:
     cfg = params["score"]
     device = resolve_device(params["run"]["device"])
     data_folder = paths.data_dir(params)
-    split_sha = artifacts.read_manifest(data_folder)["files"][f"{cfg['reference_split']}.npy"]["sha256"]
+    split_sha = data_fingerprint(data_folder, cfg["reference_split"])
     images = load_split(data_folder, cfg["reference_split"])
     count = min(cfg["reference_count"], len(images))
     images = images[:count]
@@ -70,7 +71,7 @@ def _check_reference(params: Params, reference: dict) -> None:
     """Refuse a reference made from other data or another count: never score against stale statistics."""
     cfg = params["score"]
     data_folder = paths.data_dir(params)
-    split_sha = artifacts.read_manifest(data_folder)["files"][f"{cfg['reference_split']}.npy"]["sha256"]
+    split_sha = data_fingerprint(data_folder, cfg["reference_split"])
     if reference["split_sha256"] != split_sha or reference["split"] != cfg["reference_split"] or \
             reference["count"] != min(cfg["reference_count"], len(load_split(data_folder, cfg["reference_split"]))):
         raise LediflowError("the reference features were made from other data or settings; "
