@@ -1,12 +1,16 @@
 """lediflow benchmarks: ratios measured in one run (this machine is noisy; absolute times are not targets).
 
-    python benchmarks/run.py            # prints a Markdown table
-    python benchmarks/run.py --quick    # fewer repetitions
+    python benchmarks/run.py                  # prints a Markdown table (~8 min on 2 cores)
+    python benchmarks/run.py --quick          # fewer repetitions
+    python benchmarks/run.py --no-pipeline    # only the training and sampling ratios (~2 min)
 
 - train_ratio = images/s of lediflow's Trainer / images/s of a bare PyTorch loop (same DiT, batch, AdamW,
   clipping); target >= 0.90 (issue 3). The Trainer adds EMA, per-step generators, NaN guards, logging.
 - sample_overhead[solver] = wall time of lediflow's sampling path (per-image seeds, torchdiffeq, NFE
   counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
+- pipeline (benchmarks/pipeline.py, issue 8): `snakemake -n` time on the default config, the smoke run's
+  end-to-end wall time and each stage's peak RSS (Snakemake `benchmark:` files), a no-op `dvc repro`.
+  Absolute times, reported for planning; no issue set a target for them.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def sample_overhead(solver: str, steps: int, batch: int, repeats: int) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the smoke-run and DVC measurements")
     args = parser.parse_args()
     steps, repeats = (10, 2) if args.quick else (30, 3)
     torch.set_num_threads(torch.get_num_threads())
@@ -116,6 +121,10 @@ def main() -> None:
     for solver in ("euler", "midpoint", "rk4"):
         ratio, nfe = sample_overhead(solver, 8, 250, repeats)
         rows.append((f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250"))
+    if not args.no_pipeline:
+        from pipeline import run as pipeline_rows
+
+        rows.extend(pipeline_rows())
     print(f"device: cpu, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
     print("| benchmark | value | target | detail |\n| --- | --- | --- | --- |")
     for row in rows:

@@ -151,6 +151,19 @@ def _tables(params: Params, args: argparse.Namespace) -> None:
     print("tables: " + ", ".join(f"{name} ({rows} rows)" for name, rows in counts.items()))
 
 
+def _compare_runs(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.ablation import write_study
+
+    wide = write_study(args.study, args.runs, args.out)
+    print(f"{args.study}: {len(wide)} arms -> {args.out}/{args.study}.md")
+
+
+def _compare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="table name, e.g. std_scale")
+    parser.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="run folders (results/<run>), one per arm")
+    parser.add_argument("--out", default="results/ablations", help="folder for <study>.md/.csv/.tex")
+
+
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
     from lediflow import dvcgen
 
@@ -178,6 +191,8 @@ STAGES: dict[str, Stage] = {
     "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
+    "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",
+                          _compare_args),
     "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),

@@ -136,10 +136,20 @@ def test_run_names_do_not_collide(tmp_path: Path):
 
 @pytest.mark.parametrize("name", ["reference", "prior_loss_nll", "prior_loss_beta_nll", "latent_sampler_gaussian",
                                   "std_scale_0.5", "std_scale_1.5"])
-def test_ablation_configs_plan_pixel_only_runs(name, smoke_overlay):
-    result = snakemake("-n", "--configfile", f"configs/ablations/{name}.yaml", str(smoke_overlay))
+def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(name, smoke_overlay):
+    result = snakemake("-n", "--configfile", "configs/ablations/budget.yaml", f"configs/ablations/{name}.yaml",
+                       str(smoke_overlay))
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result.stdout + result.stderr)
-    assert counts["train_flow"] == 2 and counts["train_prior"] == 1 and "train_autoencoder" not in counts
-    assert counts["sample"] == counts["score"] == 2 * 9
+    assert counts["train_flow"] == 1 and counts["train_prior"] == 1 and "train_autoencoder" not in counts
+    assert counts["sample"] == counts["score"] == 2
     assert ("train_latent_sampler" in counts) == (name != "latent_sampler_gaussian")
+
+
+def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():
+    result = snakemake("-s", "workflow/ablations.smk", "-n", "--config", "results_dir=/nonexistent/results")
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result.stdout + result.stderr)
+    studies = yaml.safe_load((REPO / "configs/ablations/studies.yaml").read_text())["studies"]
+    assert counts["arm"] == len({arm for arms in studies.values() for arm in arms})
+    assert counts["study"] == len(studies)

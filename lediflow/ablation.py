@@ -1,0 +1,130 @@
+"""Cross-run ablation tables: one row per arm (a whole run), columns per solver setting.
+
+An ablation study is a list of runs that differ in one switch (prior loss, latent
+sampler, prior std scale). Each arm is an ordinary run (results/<run>/); this
+module reads their score files, prior reports and resolved params and lines them
+up. The 'differs' column is computed from the resolved params, so a table can
+never claim a switch the runs did not actually differ in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from lediflow import tables
+from lediflow.errors import LediflowError
+
+# Keys that name a run rather than configure it: never an ablation switch.
+IGNORED_KEYS = ("run.name",)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def differing_keys(params: list[dict]) -> list[str]:
+    """The dotted keys whose value is not the same in every run."""
+    flats = [flatten(p) for p in params]
+    keys = sorted(set().union(*flats))
+    return [k for k in keys if k not in IGNORED_KEYS and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+def _read_run(run: Path) -> tuple[dict, pd.DataFrame, dict]:
+    params_file = run / "params.yaml"
+    if not params_file.is_file():
+        raise LediflowError(f"{run} is not a finished run (no params.yaml); run its config with snakemake first")
+    try:
+        scores = tables.load_scores(run / "scores")
+    except FileNotFoundError:
+        raise LediflowError(f"{run} has no score files; run `snakemake --cores all --configfile <its config>` first")
+    report_file = run / "prior_report" / "pixel" / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    return yaml.safe_load(params_file.read_text()), scores, report
+
+
+def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long, wide): long has one row per arm x scored cell; wide one row per arm, 'FID / KID' per setting."""
+    if len(runs) < 2:
+        raise LediflowError("an ablation needs at least two runs to compare; pass --runs DIR DIR [...]")
+    loaded = [_read_run(Path(r)) for r in runs]
+    keys = differing_keys([p for p, _, _ in loaded])
+    long_rows, wide_rows = [], []
+    for run, (params, scores, report) in zip(runs, loaded):
+        flat = flatten(params)
+        differs = ", ".join(f"{k}={flat.get(k)}" for k in keys) or "(identical params)"
+        arm = {"arm": Path(run).name, "differs": differs,
+               # PAPER.md 3: the learned prior's point is a short path; ||x0 - x1||^2 per pixel measures it.
+               "mse_paired_x0": report.get("mse_paired_x0"), "gaussian_over_paired": report.get("gaussian_over_paired")}
+        learned = scores[scores["prior"] == "learned"]
+        if learned.empty:
+            learned = scores
+        wide = dict(arm)
+        for _, row in learned.iterrows():
+            long_rows.append({**arm, "prior": row["prior"], "space": row["space"], "setting": row["setting"],
+                              "nfe": row["nfe"], "fid": row["fid"], "kid_mean": row["kid_mean"],
+                              "kid_std": row["kid_std"], "mmd_inception": row["mmd_inception"],
+                              "num_samples": row["num_samples"]})
+            wide[f"{row['space']} {row['setting']}"] = f"{row['fid']:.2f} / {row['kid_mean']:.4f}"
+        wide_rows.append(wide)
+    long = pd.DataFrame(long_rows)
+    counts = long.groupby("arm")["setting"].apply(frozenset)
+    if counts.nunique() > 1:
+        raise LediflowError("the runs were scored at different solver settings, so their cells do not line up; "
+                            "give every arm the same sample.* section (configs/ablations/budget.yaml)")
+    return long, pd.DataFrame(wide_rows).set_index("arm")
+
+
+CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior, pixel space. Cells: FID / KID "
+           "(lower is better) per solver setting. mse_paired_x0: mean squared distance per pixel between the data "
+           "and its paired prior sample (the ODE's path length); gaussian_over_paired: the Gaussian coupling's "
+           "distance over it. 'differs' lists the resolved params that are not equal across the arms.")
+
+
+def write_study(study: str, runs: list[Path], out_dir: Path) -> pd.DataFrame:
+    """Write <out>/<study>.{md,csv,tex} (wide) and <study>_long.csv."""
+    from lediflow import artifacts
+
+    long, wide = compare_runs(runs)
+    tables.write_table(wide, Path(out_dir), study, CAPTION.format(study=study))
+    artifacts.write_text_atomic(Path(out_dir) / f"{study}_long.csv", long.to_csv(index=False, float_format="%.6g"))
+    return wide
+
+
+def load_studies(path: str | Path) -> dict:
+    """Read and check a studies file (configs/ablations/studies.yaml); one-line errors name the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise LediflowError(f"no studies file at {path}; pass --config studies=<file> (see configs/ablations/studies.yaml)")
+    spec = yaml.safe_load(path.read_text()) or {}
+    for key in ("budget", "arms_dir", "out", "studies"):
+        if key not in spec:
+            raise LediflowError(f"{path} lacks '{key}'; see configs/ablations/studies.yaml for the shape")
+    if not Path(spec["budget"]).is_file():
+        raise LediflowError(f"{path}: budget file {spec['budget']} does not exist")
+    arms = {}
+    for study, names in spec["studies"].items():
+        if not isinstance(names, list) or len(names) < 2:
+            raise LediflowError(f"{path}: study '{study}' needs a list of at least two arms")
+        for arm in names:
+            arm_file = Path(spec["arms_dir"]) / f"{arm}.yaml"
+            if not arm_file.is_file():
+                raise LediflowError(f"{path}: study '{study}' names arm '{arm}' but {arm_file} does not exist")
+            run_name = ((yaml.safe_load(arm_file.read_text()) or {}).get("run") or {}).get("name")
+            if run_name != f"ablation-{arm}":
+                raise LediflowError(f"{arm_file}: run.name must be 'ablation-{arm}' (it is {run_name!r}), "
+                                    "so every arm writes its own results/ folder")
+            arms[arm] = str(arm_file)
+    return {**spec, "arm_files": arms}

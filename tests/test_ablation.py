@@ -1,0 +1,94 @@
+"""Cross-run ablation tables: arms line up, 'differs' comes from the resolved params, bad input is refused."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lediflow.ablation import compare_runs, differing_keys, load_studies
+from lediflow.cli import main
+from lediflow.config import load_params
+from lediflow.errors import LediflowError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_run(root: Path, name: str, std_scale: float, fids: dict[str, float], paired: float = 0.3) -> Path:
+    """A finished run as the pipeline leaves it: resolved params, score files, prior report."""
+    params = load_params([], [f"run.name={name}", f"prior.std_scale={std_scale}"])
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    for setting, fid in fids.items():
+        steps = int(setting.split("-")[1])
+        score = {"setting": setting, "fid": fid, "kid_mean": fid / 1000, "kid_std": 0.001, "cmmd": "unavailable",
+                 "mmd_inception": fid / 100, "num_samples": 500,
+                 "sampling": {"space": "pixel", "prior": "learned", "solver": "euler", "steps": steps, "tol": None,
+                              "nfe": steps, "latent_sampler_nfe": 64,
+                              "seconds_per_image": {"total": 0.01, "prior": 0.001, "flow": 0.009, "decode": 0.0}}}
+        path = run / "scores" / "flow-pixel-learned" / f"{setting}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(score))
+    report = run / "prior_report" / "pixel" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"mse_paired_x0": paired, "gaussian_over_paired": 1.75 / paired}))
+    return run
+
+
+def test_arms_line_up_and_differs_names_the_switch(tmp_path: Path):
+    runs = [fake_run(tmp_path, "ablation-a", 0.5, {"euler-1": 80.0, "euler-4": 30.0}, paired=0.12),
+            fake_run(tmp_path, "ablation-b", 1.5, {"euler-1": 90.0, "euler-4": 35.0}, paired=0.55)]
+    long, wide = compare_runs(runs)
+    assert list(wide.index) == ["ablation-a", "ablation-b"]
+    assert wide.loc["ablation-a", "differs"] == "prior.std_scale=0.5"
+    assert wide.loc["ablation-b", "pixel euler-4"] == "35.00 / 0.0350"
+    assert wide.loc["ablation-a", "mse_paired_x0"] == pytest.approx(0.12)
+    assert len(long) == 4 and long.set_index(["arm", "setting"]).loc[("ablation-b", "euler-1"), "fid"] == 90.0
+
+
+def test_differing_keys_ignores_the_run_name_and_sees_nested_and_list_values():
+    a = {"run": {"name": "x"}, "prior": {"loss": "vgl", "train": {"steps": 5}}, "sample": {"steps": [1, 2]}}
+    b = {"run": {"name": "y"}, "prior": {"loss": "nll", "train": {"steps": 5}}, "sample": {"steps": [1, 4]}}
+    assert differing_keys([a, b]) == ["prior.loss", "sample.steps"]
+
+
+def test_arms_scored_at_different_settings_are_refused(tmp_path: Path):
+    runs = [fake_run(tmp_path, "a", 0.5, {"euler-1": 80.0}), fake_run(tmp_path, "b", 1.0, {"euler-2": 60.0})]
+    with pytest.raises(LediflowError, match="different solver settings"):
+        compare_runs(runs)
+
+
+def test_an_unfinished_arm_is_named_in_the_error(tmp_path: Path):
+    done = fake_run(tmp_path, "a", 0.5, {"euler-1": 80.0})
+    with pytest.raises(LediflowError, match="missing is not a finished run"):
+        compare_runs([done, tmp_path / "missing"])
+
+
+def test_cli_writes_the_study_table_with_its_caption(tmp_path: Path, capsys):
+    runs = [fake_run(tmp_path, f"ablation-{s}", s, {"euler-1": 50.0 + s}) for s in (0.5, 1.0, 1.5)]
+    out = tmp_path / "ablations"
+    assert main(["compare-runs", "--study", "std_scale", "--out", str(out), "--runs", *map(str, runs)]) == 0
+    md = (out / "std_scale.md").read_text()
+    assert "Ablation std_scale" in md and "prior.std_scale=1.5" in md
+    assert pd.read_csv(out / "std_scale_long.csv")["fid"].tolist() == [50.5, 51.0, 51.5]
+    assert (out / "std_scale.tex").is_file()
+
+
+def test_the_repository_studies_file_is_complete(monkeypatch):
+    monkeypatch.chdir(REPO)  # paths in a studies file are relative to the repository root, as for snakemake
+    spec = load_studies("configs/ablations/studies.yaml")
+    assert set(spec["studies"]) == {"prior_loss", "latent_sampler", "std_scale"}
+    assert all(len(arms) >= 2 for arms in spec["studies"].values())
+
+
+def test_an_arm_whose_run_name_does_not_match_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "budget.yaml").write_text("{}\n")
+    (tmp_path / "x.yaml").write_text("run: {name: something-else}\n")
+    (tmp_path / "y.yaml").write_text("run: {name: ablation-y}\n")
+    (tmp_path / "studies.yaml").write_text(yaml.safe_dump(
+        {"budget": "budget.yaml", "arms_dir": ".", "out": "out", "studies": {"s": ["x", "y"]}}))
+    with pytest.raises(LediflowError, match="run.name must be 'ablation-x'"):
+        load_studies("studies.yaml")

@@ -1,0 +1,23 @@
+"""The pipeline benchmark's reading of Snakemake's benchmark files (the timing itself is not a test)."""
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def _pipeline_module():
+    spec = importlib.util.spec_from_file_location("bench_pipeline", REPO / "benchmarks" / "pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peak_rss_is_the_maximum_over_a_rules_jobs(tmp_path: Path):
+    rows = {"sample-flow-pixel-learned-euler-1": "512.5", "sample-flow-pixel-gaussian-euler-4": "700.25",
+            "train_flow-pixel-learned": "1200", "tables": "NA"}
+    for stem, rss in rows.items():
+        (tmp_path / f"{stem}.tsv").write_text(HEADER + f"1.0\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t1\n")
+    peaks = _pipeline_module().peak_rss_by_rule(tmp_path)
+    assert peaks == {"sample": (700.25, 2), "train_flow": (1200.0, 1)}

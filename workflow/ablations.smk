@@ -1,0 +1,56 @@
+# Ablation studies (issue 8): every arm is an ordinary run of the main Snakefile
+# with the shared budget and the arm's overlay; this file runs the arms that are
+# missing or stale and writes one cross-run table per study.
+#   snakemake -s workflow/ablations.smk --cores all
+#   snakemake -s workflow/ablations.smk --cores all --config studies=my_studies.yaml
+import sys
+
+from lediflow.ablation import load_studies
+from lediflow.errors import LediflowError
+
+try:
+    SPEC = load_studies(config.get("studies", "configs/ablations/studies.yaml"))
+except LediflowError as exc:
+    sys.exit(f"lediflow: error: {exc}")
+RESULTS = config.get("results_dir", "results")
+
+
+def arm_table(arm):
+    return f"{RESULTS}/ablation-{arm}/tables/scores_long.csv"
+
+
+rule all:
+    default_target: True
+    input:
+        expand(f"{SPEC['out']}/{{study}}.md", study=SPEC["studies"]),
+
+
+rule arm:
+    # The inner Snakemake decides what of the arm is stale (params, code, inputs); --nolock because this
+    # outer run already holds the lock on the same working directory.
+    input:
+        params="params.yaml",
+        budget=SPEC["budget"],
+        arm=lambda wc: SPEC["arm_files"][wc.arm],
+    output:
+        arm_table("{arm}"),
+    log:
+        f"{RESULTS}/ablations/logs/{{arm}}.log",
+    threads: workflow.cores
+    shell:
+        "snakemake tables models --cores {threads} --nolock "
+        "--configfile {input.params} {input.budget} {input.arm} > {log} 2>&1"
+
+
+rule study:
+    input:
+        lambda wc: [arm_table(arm) for arm in SPEC["studies"][wc.study]],
+    output:
+        md=f"{SPEC['out']}/{{study}}.md",
+        csv=f"{SPEC['out']}/{{study}}.csv",
+        long=f"{SPEC['out']}/{{study}}_long.csv",
+    params:
+        runs=lambda wc: " ".join(f"{RESULTS}/ablation-{arm}" for arm in SPEC["studies"][wc.study]),
+        out=SPEC["out"],
+    shell:
+        "lediflow compare-runs --study {wildcards.study} --out {params.out} --runs {params.runs}"
