@@ -21,3 +21,9 @@ def test_peak_rss_is_the_maximum_over_a_rules_jobs(tmp_path: Path):
         (tmp_path / f"{stem}.tsv").write_text(HEADER + f"1.0\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t1\n")
     peaks = _pipeline_module().peak_rss_by_rule(tmp_path)
     assert peaks == {"sample": (700.25, 2), "train_flow": (1200.0, 1)}
+
+
+def test_planned_jobs_reads_snakemakes_job_stats():
+    stats = "Job stats:\njob      count\n-----  -------\narm          6\ntotal       10\n\nReasons:"
+    assert _pipeline_module().planned_jobs(stats) == 10
+    assert _pipeline_module().planned_jobs("Nothing to be done.") is None

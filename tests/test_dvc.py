@@ -11,7 +11,12 @@ import yaml
 from lediflow import dvcgen
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = {"results", ".snakemake", "__pycache__", ".pytest_cache", "tmp", ".git"}
+SKIP = {"results", ".snakemake", "__pycache__", ".pytest_cache", "tmp", ".git", "dvc.lock"}
+
+
+def _uncommitted(folder: str, names: list[str]) -> list[str]:
+    """What a clean clone lacks: run outputs, caches, the DVC cache and lock of this working tree."""
+    return [n for n in names if n in SKIP or (folder.endswith(".dvc") and n == "cache")]
 
 
 def test_committed_dvc_yaml_matches_the_generator():
@@ -38,7 +43,7 @@ def _run(cmd: list[str], cwd: Path) -> str:
 def smoke_repo(tmp_path_factory) -> Path:
     """A copy of the repo whose params.yaml is the smoke config, as a fresh git + DVC repo."""
     repo = tmp_path_factory.mktemp("dvc") / "repo"
-    shutil.copytree(REPO, repo, ignore=lambda d, names: [n for n in names if n in SKIP])
+    shutil.copytree(REPO, repo, ignore=_uncommitted)
     params = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
