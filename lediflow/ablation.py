@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from lediflow import tables
+from lediflow.config import read_yaml
 from lediflow.errors import LediflowError
 
 # Keys that name a run rather than configure it: never an ablation switch.
@@ -52,7 +52,7 @@ def _read_run(run: Path) -> tuple[dict, pd.DataFrame, dict]:
         raise LediflowError(f"{run} has no score files; run `snakemake --cores all --configfile <its config>` first")
     report_file = run / "prior_report" / "pixel" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    return yaml.safe_load(params_file.read_text()), scores, report
+    return read_yaml(params_file), scores, report
 
 
 def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -108,7 +108,7 @@ def load_studies(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise LediflowError(f"no studies file at {path}; pass --config studies=<file> (see configs/ablations/studies.yaml)")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_yaml(path)
     for key in ("budget", "arms_dir", "out", "studies"):
         if key not in spec:
             raise LediflowError(f"{path} lacks '{key}'; see configs/ablations/studies.yaml for the shape")
@@ -122,7 +122,7 @@ def load_studies(path: str | Path) -> dict:
             arm_file = Path(spec["arms_dir"]) / f"{arm}.yaml"
             if not arm_file.is_file():
                 raise LediflowError(f"{path}: study '{study}' names arm '{arm}' but {arm_file} does not exist")
-            run_name = ((yaml.safe_load(arm_file.read_text()) or {}).get("run") or {}).get("name")
+            run_name = (read_yaml(arm_file).get("run") or {}).get("name")
             if run_name != f"ablation-{arm}":
                 raise LediflowError(f"{arm_file}: run.name must be 'ablation-{arm}' (it is {run_name!r}), "
                                     "so every arm writes its own results/ folder")

@@ -147,9 +147,33 @@ def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(name, smoke_overlay
 
 
 def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():
-    result = snakemake("-s", "workflow/ablations.smk", "-n", "--config", "results_dir=/nonexistent/results")
+    result = snakemake("-s", "workflow/ablations.smk", "-n", "--forceall")  # independent of finished arms
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result.stdout + result.stderr)
     studies = yaml.safe_load((REPO / "configs/ablations/studies.yaml").read_text())["studies"]
     assert counts["arm"] == len({arm for arms in studies.values() for arm in arms})
     assert counts["study"] == len(studies)
+
+
+def test_ablation_workflow_runs_two_smoke_arms_into_one_table(tmp_path: Path):
+    """The ablation workflow end to end on toy arms: each arm is a real run, the table lines them up."""
+    from lediflow.config import deep_merge
+
+    smoke = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    budget = deep_merge(smoke, {"run": {"results_dir": str(tmp_path / "results")},
+                                "flow": {"spaces": ["pixel"], "priors": ["learned"]},
+                                "sample": {"steps": [1], "dopri5_tolerances": []}})
+    (tmp_path / "budget.yaml").write_text(yaml.safe_dump(budget))
+    for arm, scale in (("a", 0.5), ("b", 1.5)):
+        (tmp_path / f"{arm}.yaml").write_text(yaml.safe_dump({"run": {"name": f"ablation-{arm}"},
+                                                              "prior": {"std_scale": scale}}))
+    studies = tmp_path / "studies.yaml"
+    studies.write_text(yaml.safe_dump({"budget": str(tmp_path / "budget.yaml"), "arms_dir": str(tmp_path),
+                                       "out": str(tmp_path / "out"), "studies": {"std_scale": ["a", "b"]}}))
+    result = snakemake("-s", "workflow/ablations.smk", "--config", f"studies={studies}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    wide = pd.read_csv(tmp_path / "out" / "std_scale.csv").set_index("arm")
+    assert list(wide["differs"]) == ["prior.std_scale=0.5", "prior.std_scale=1.5"]
+    for arm in ("a", "b"):
+        fid = pd.read_csv(tmp_path / f"results/ablation-{arm}/tables/scores_long.csv")["fid"].item()
+        assert wide.loc[f"ablation-{arm}", "pixel euler-1"].startswith(f"{fid:.2f} / ")

@@ -6,13 +6,15 @@
 import sys
 
 from lediflow.ablation import load_studies
+from lediflow.config import load_params
 from lediflow.errors import LediflowError
 
 try:
     SPEC = load_studies(config.get("studies", "configs/ablations/studies.yaml"))
+    # Where the arms write: the same run.results_dir the inner runs resolve (params.yaml <- budget).
+    RESULTS = load_params(["params.yaml", SPEC["budget"]])["run"]["results_dir"]
 except LediflowError as exc:
     sys.exit(f"lediflow: error: {exc}")
-RESULTS = config.get("results_dir", "results")
 
 
 def arm_table(arm):
