@@ -115,6 +115,16 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     # A second run has nothing to do.
     again = snakemake("--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # Raising the baseline's extra steps (equal compute) re-trains the two Gaussian flows only:
+    # the learned flows and their sample cells are untouched.
+    (tmp_path / "longer").mkdir()
+    longer = overlay(tmp_path / "longer", run={"results_dir": str(tmp_path / "results")},
+                     flow={"baseline_extra_steps": 20})
+    plan = snakemake("-n", "--configfile", "configs/smoke.yaml", str(longer))
+    assert plan.returncode == 0, plan.stderr
+    counts = _job_counts(plan.stdout + plan.stderr)
+    assert counts["train_flow"] == 2 and counts["sample"] == 2 * 3 and counts["score"] == 2 * 3, counts
+    assert "prior=learned" not in plan.stdout + plan.stderr
 
 
 def test_snakefile_rejects_bad_params_before_any_job(tmp_path: Path):

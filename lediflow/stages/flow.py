@@ -8,6 +8,7 @@ from lediflow import paths, seeding
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
+from lediflow.flow_budget import flow_model_config
 from lediflow.models.dit import build_dit
 from lediflow.runtime import resolve_device, training_data
 from lediflow.stages.common import TrainingJob, file_hash, run_training
@@ -15,22 +16,15 @@ from lediflow.stages.prior import input_fingerprint
 from lediflow.train import TrainConfig, init_distributed, world
 
 
-def flow_steps(params: Params, prior: str) -> int:
-    """The baseline gets baseline_extra_steps more, to match the learned pipeline's compute."""
-    steps = params["flow"]["train"]["steps"]
-    return steps + (params["flow"]["baseline_extra_steps"] if prior == "gaussian" else 0)
-
-
 def train_flow(params: Params, space: str, prior: str, progress: bool = True) -> dict:
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
-    cfg = params["flow"]
-    train_cfg = TrainConfig.from_params({**cfg["train"], "steps": flow_steps(params, prior)})
+    cfg = flow_model_config(params, space, prior)
+    train_cfg = TrainConfig.from_params(cfg["train"])
     data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
-    patch = cfg["patch_size"] if space == "pixel" else cfg["latent_patch_size"]
     seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
-    model = build_dit(cfg["model"], resolution, channels, patch)
+    model = build_dit(cfg["model"], resolution, channels, cfg["patch_size"])
     per_rank = train_cfg.batch_size // world()[1]
     fingerprint = {"data": input_fingerprint(params, space), "seed": params["run"]["seed"], "flow": cfg,
                    "space": space, "prior": prior}
@@ -54,6 +48,7 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
     return run_training(TrainingJob(
         model, "dit", loss_fn, paths.model_dir(params, paths.flow_name(space, prior)), train_cfg,
         params["run"]["seed"], device, fingerprint, stage="train-flow",
-        params_used={"run": params["run"], "flow": cfg, "prior": params["prior"]}, weights=weights,
+        params_used={"run": params["run"], "flow": cfg, **({"prior": params["prior"]} if prior == "learned" else {})},
+        weights=weights,
         extra={"space": space, "prior": prior},
     ), progress)

@@ -1,6 +1,7 @@
 # Shared helpers for rule files. PARAMS, RUN_DIR and PARAMS_FILE come from the Snakefile;
 # every path comes from lediflow.paths, the table dvc.yaml is generated from too.
 from lediflow import paths
+from lediflow.flow_budget import flow_model_config
 
 
 def lediflow_cmd(stage, extra=""):

@@ -14,7 +14,7 @@ rule train_flow:
     output:
         **model_files(paths.flow_name("{space}", "{prior}")),
     params:
-        flow=PARAMS["flow"],
+        flow=lambda wc: flow_model_config(PARAMS, wc.space, wc.prior),
         std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
     threads: workflow.cores
     resources:
