@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from lediflow.config import Params
 
-# Flow keys that choose which models exist or how long the baseline trains, not how one model learns.
+# Flow keys that choose which models exist or how long the baseline trains, not how one model learns;
+# the two patch sizes are left out here and the one of the model's space is put back below.
 _SWEEP_KEYS = ("spaces", "priors", "baseline_extra_steps", "patch_size", "latent_patch_size")
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lediflow.config import apply_set, load_params
+from lediflow.config import load_params
 from lediflow.flow_budget import flow_model_config, flow_steps
 from lediflow.models.dit import build_dit
 from lediflow.train import TrainConfig, Trainer
@@ -14,10 +14,8 @@ def params():
     return load_params(["params.yaml"])
 
 
-def _with(params, *sets):
-    for assignment in sets:
-        params = apply_set(params, assignment)
-    return params
+def _with(*sets):
+    return load_params(["params.yaml"], sets)
 
 
 def test_baseline_gets_the_extra_steps_and_learned_does_not(params):
@@ -32,11 +30,11 @@ def test_baseline_gets_the_extra_steps_and_learned_does_not(params):
                                     "flow.spaces=[pixel]", "flow.latent_patch_size=1"])
 def test_sweep_knobs_leave_the_learned_pixel_flow_alone(params, change):
     before = flow_model_config(params, "pixel", "learned")
-    assert flow_model_config(_with(params, change), "pixel", "learned") == before
+    assert flow_model_config(_with(change), "pixel", "learned") == before
 
 
 def test_a_model_knob_reaches_every_model(params):
-    changed = _with(params, "flow.train.lr=0.123")
+    changed = _with("flow.train.lr=0.123")
     for space in ("pixel", "latent"):
         for prior in ("gaussian", "learned"):
             assert flow_model_config(changed, space, prior)["train"]["lr"] == 0.123
@@ -45,7 +43,7 @@ def test_a_model_knob_reaches_every_model(params):
 def test_raising_baseline_steps_keeps_its_checkpoints_resumable(params, tmp_path):
     # The trainer resumes only from checkpoints with the same fingerprint; a longer baseline must
     # continue from its last checkpoint instead of starting over.
-    longer = _with(params, "flow.baseline_extra_steps=9999")
+    longer = _with("flow.baseline_extra_steps=9999")
     a, b = (flow_model_config(p, "latent", "gaussian") for p in (params, longer))
     assert a["train"]["steps"] != b["train"]["steps"]
 
@@ -56,4 +54,4 @@ def test_raising_baseline_steps_keeps_its_checkpoints_resumable(params, tmp_path
         return trainer.fingerprint
 
     assert fingerprint(a) == fingerprint(b)
-    assert fingerprint(a) != fingerprint(flow_model_config(_with(params, "flow.train.lr=0.5"), "latent", "gaussian"))
+    assert fingerprint(a) != fingerprint(flow_model_config(_with("flow.train.lr=0.5"), "latent", "gaussian"))
