@@ -33,6 +33,7 @@ class SampleBatch:
     nfe: int  # velocity-network calls for this batch
     sampler_nfe: int  # latent-sampler calls for this batch (0 for the Gaussian baseline)
     seconds: dict[str, float] = field(default_factory=dict)  # prior / flow / decode wall time
+    t_range: tuple[float, float] = (0.0, 1.0)  # smallest and largest t the velocity network was called at
 
 
 @torch.no_grad()
@@ -55,4 +56,4 @@ def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Seq
     sync(device)
     flow_done = time.perf_counter()
     return SampleBatch(result.x1, result.nfe, sampler_nfe,
-                       {"prior": prior_done - started, "flow": flow_done - prior_done, "decode": 0.0})
+                       {"prior": prior_done - started, "flow": flow_done - prior_done, "decode": 0.0}, result.t_range)

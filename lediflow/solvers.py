@@ -1,8 +1,10 @@
 """ODE solvers for dx/dt = v(x, t) from t=0 to t=1, through torchdiffeq, with exact NFE.
 
 Fixed-grid methods step exactly on linspace(0, 1, steps + 1); adaptive dopri5
-uses rtol/atol. NFE is counted by wrapping the velocity function, never
-derived from the step count.
+uses rtol/atol and is made to land on t = 1 (torchdiffeq's `step_t`) instead
+of stepping past it and interpolating back: the velocity network is trained
+on t in [0, 1] only, so it is never called outside. NFE is counted by
+wrapping the velocity function, never derived from the step count.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ class CountingVelocity:
     def __init__(self, velocity: Velocity) -> None:
         self.velocity = velocity
         self.nfe = 0
+        self.t_min, self.t_max = float("inf"), float("-inf")  # the times the network was asked about
 
     def __call__(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
+        self.t_min, self.t_max = min(self.t_min, float(t)), max(self.t_max, float(t))
         return self.velocity(x, t.to(x.dtype).expand(x.shape[0]))
 
 
@@ -38,6 +42,7 @@ class CountingVelocity:
 class SolveResult:
     x1: torch.Tensor
     nfe: int
+    t_range: tuple[float, float]  # smallest and largest t the velocity network saw
 
 
 @torch.no_grad()
@@ -52,7 +57,9 @@ def solve(velocity: Velocity, x0: torch.Tensor, solver: str, steps: int | None =
         path = odeint(counted, x0, grid, method=solver)
     elif solver in ADAPTIVE:
         grid = torch.tensor([0.0, 1.0], dtype=x0.dtype, device=x0.device)
-        path = odeint(counted, x0, grid, method=solver, rtol=rtol, atol=atol)
+        # step_t = [1]: a step that would cross t = 1 is shortened to end on it (no evaluation at t > 1).
+        options = {"step_t": grid[-1:].to(torch.float64)}
+        path = odeint(counted, x0, grid, method=solver, rtol=rtol, atol=atol, options=options)
     else:
         raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
-    return SolveResult(path[-1], counted.nfe)
+    return SolveResult(path[-1], counted.nfe, (counted.t_min, counted.t_max))

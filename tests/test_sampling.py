@@ -60,6 +60,22 @@ def test_dopri5_reports_the_calls_it_made_and_is_accurate():
     assert torch.allclose(tight.x1, x0 * math.exp(-1), atol=1e-8)
 
 
+@pytest.mark.parametrize("tol", [1e-3, 1e-5])
+def test_dopri5_never_calls_the_network_outside_0_1(tol):
+    # Plain torchdiffeq dopri5 on dx/dt = -x steps to t ~ 1.26 (tol 1e-3) and interpolates back.
+    calls = []
+
+    def velocity(x, t):
+        calls.append(float(t[0]))
+        return -x
+
+    result = solve(velocity, torch.ones(3, 2, dtype=torch.float64), "dopri5", rtol=tol, atol=tol)
+    assert 0.0 <= min(calls) and max(calls) <= 1.0
+    assert result.t_range == (min(calls), max(calls)) and result.nfe == len(calls)
+    assert max(calls) == pytest.approx(1.0)  # the last step lands on t = 1
+    assert torch.allclose(result.x1, torch.full((3, 2), math.exp(-1), dtype=torch.float64), atol=20 * tol)
+
+
 def _tiny_models():
     torch.manual_seed(0)
     aux = AuxiliaryModel(16, 1, 8, [8, 16]).eval()
