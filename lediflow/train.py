@@ -15,6 +15,7 @@ differs from the current params is never resumed from.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -277,8 +278,17 @@ class Trainer:
             if metrics is not None:
                 metrics.close()
         n_params = sum(p.numel() for p in self.model.parameters())
-        return TrainResult(self.step, resumed, self.train_seconds, (self.step - resumed) * cfg.batch_size,
-                           n_params, loss_value)
+        if math.isnan(loss_value):
+            loss_value = self._last_logged_loss()  # a finished run resumed: no step ran in this call
+        # Cumulative like train_seconds (restored from the checkpoint): both count every step since step 0.
+        samples_seen = self.step * cfg.batch_size  # batch_size is global, split over ranks
+        return TrainResult(self.step, resumed, self.train_seconds, samples_seen, n_params, loss_value)
+
+    def _last_logged_loss(self) -> float:
+        if not self.metrics_path.is_file():
+            return float("nan")
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        return float(json.loads(lines[-1])["loss"]) if lines else float("nan")
 
     def _nonfinite_message(self, what: str, value: torch.Tensor) -> str:
         last = list_checkpoints(self.ckpt_dir)

@@ -51,6 +51,22 @@ def test_n_steps_equal_half_plus_resume_bitwise(tmp_path: Path):
     assert [r["step"] for r in lines] == [1, 2, 3, 4, 5, 6]  # each step logged once across the resume
 
 
+def test_resumed_bookkeeping_matches_the_uninterrupted_run(tmp_path: Path):
+    straight = make_trainer(tmp_path / "a", steps=6).fit()
+    with pytest.raises(NonFiniteLossError):
+        make_trainer(tmp_path / "b", steps=6, fail_at=4).fit()
+    resumed = make_trainer(tmp_path / "b", steps=6).fit()
+    assert resumed.resumed_from == 2
+    # Cumulative across the resume, like the seconds: 6 steps x batch 4 (before: only the 4 steps after it).
+    assert resumed.samples_seen == straight.samples_seen == 6 * 4
+    assert resumed.step == straight.step and resumed.final_loss == straight.final_loss
+    assert resumed.train_seconds > 0
+    # Re-running a finished job trains nothing and still reports the finished run, not NaN / 0.
+    again = make_trainer(tmp_path / "b", steps=6).fit()
+    assert again.resumed_from == 6 and again.samples_seen == 24 and again.final_loss == straight.final_loss
+    assert again.train_seconds == pytest.approx(resumed.train_seconds)
+
+
 def test_extending_steps_resumes_instead_of_restarting(tmp_path: Path):
     make_trainer(tmp_path / "a", steps=4).fit()
     extended = make_trainer(tmp_path / "a", steps=6)
