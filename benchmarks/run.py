@@ -8,6 +8,8 @@
   clipping); target >= 0.90 (issue 3). The Trainer adds EMA, per-step generators, NaN guards, logging.
 - sample_overhead[solver] = wall time of lediflow's sampling path (per-image seeds, torchdiffeq, NFE
   counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
+- scorer_ratio (benchmarks/scorer.py, issue 13): Inception img/s in channels_last, as the score stage runs
+  it, over the default memory layout; same features to float noise (tests/test_metrics.py).
 - pipeline (benchmarks/pipeline.py, issue 8): `snakemake -n` time on the default config, the smoke run's
   end-to-end wall time and each stage's peak RSS (Snakemake `benchmark:` files), a no-op `dvc repro`.
   Absolute times, reported for planning; no issue set a target for them.
@@ -121,6 +123,9 @@ def main() -> None:
     for solver in ("euler", "midpoint", "rk4"):
         ratio, nfe = sample_overhead(solver, 8, 250, repeats)
         rows.append((f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250"))
+    from scorer import run as scorer_rows
+
+    rows.extend(scorer_rows(repeats=repeats))
     if not args.no_pipeline:
         from pipeline import run as pipeline_rows
 

@@ -56,15 +56,36 @@ def extras_dir(params: Params) -> Path:
     return run_dir(params) / "extras"
 
 
-def settings(params: Params) -> list[str]:
-    """Every (solver, budget) cell of the sampling sweep."""
+def settings(params: Params, model: str | None = None) -> list[str]:
+    """The (solver, budget) cells of the sampling sweep: those every model gets, plus `model`'s own extras.
+
+    sample.baseline_extra_steps adds fixed-grid step counts for the Gaussian baselines only, so that
+    the baseline's curve can reach its plateau inside the grid (the speedup's target needs it).
+    """
     cfg = params["sample"]
-    fixed = [f"{solver}-{steps}" for solver in cfg["solvers"] for steps in cfg["steps"]]
+    extra = cfg["baseline_extra_steps"] if model is not None and model.endswith("-gaussian") else {}
+    fixed = [f"{solver}-{steps}" for solver in cfg["solvers"]
+             for steps in sorted(set(cfg["steps"]) | set(extra.get(solver, [])))]
     return fixed + [f"dopri5-{tol:g}" for tol in cfg["dopri5_tolerances"]]
 
 
 def flow_models(params: Params) -> list[str]:
     return [flow_name(space, prior) for space in params["flow"]["spaces"] for prior in params["flow"]["priors"]]
+
+
+def cells(params: Params) -> list[tuple[str, str]]:
+    """Every (model, setting) pair the run samples and scores, and nothing else."""
+    return [(model, setting) for model in flow_models(params) for setting in settings(params, model)]
+
+
+def timing_file(params: Params, space: str) -> Path:
+    """results/<run>/timing/<space>.json: repeated, interleaved ms/image of both arms at every setting."""
+    return run_dir(params) / "timing" / f"{space}.json"
+
+
+def training_metrics_file(params: Params, model: str) -> Path:
+    """results/<run>/training/<model>.jsonl: the small loss log of a trained model, committed to git."""
+    return run_dir(params) / "training" / f"{model}.jsonl"
 
 
 def parse_setting(setting: str) -> tuple[str, int | None, float | None]:
@@ -89,6 +110,11 @@ def reference_dir(params: Params) -> Path:
 def score_file(params: Params, model: str, setting: str) -> Path:
     """results/<run>/scores/<model>/<setting>.json: small, committed, DVC metrics."""
     return run_dir(params) / "scores" / model / f"{setting}.json"
+
+
+def data_floor_file(params: Params) -> Path:
+    """results/<run>/scores/data_floor.json: the second reference split scored like a cell (committed)."""
+    return run_dir(params) / "scores" / "data_floor.json"
 
 
 def tables_dir(params: Params) -> Path:

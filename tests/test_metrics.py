@@ -35,6 +35,17 @@ def test_grayscale_goes_in_as_three_equal_channels(tmp_path: Path):
     assert torch.equal(net(gray), net(np.repeat(gray, 3, axis=1)))
 
 
+@needs_fid_helper
+def test_channels_last_scorer_gives_the_default_layouts_features(tmp_path: Path):
+    fast = InceptionFeatures(resolve_weights(None, tmp_path), torch.device("cpu"))
+    plain = InceptionFeatures(resolve_weights(None, tmp_path), torch.device("cpu"))
+    plain.net = plain.net.to(memory_format=torch.contiguous_format)
+    images = np.random.default_rng(2).integers(0, 256, (4, 1, 32, 32), dtype=np.uint8)
+    ours, default = fast(images), plain(images)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in fast.net.parameters())  # really channels_last
+    assert (ours - default).abs().max().item() < 1e-4 * default.abs().max().item()
+
+
 def _fid_scipy(a: np.ndarray, b: np.ndarray) -> float:
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -109,3 +120,27 @@ def test_no_clip_weights_offline_means_unavailable():
         pytest.skip("real CLIP weights are cached on this machine")
     assert clip_mod.load_clip(cfg, torch.device("cpu")) is None
     assert clip_mod.load_clip({**cfg, "cmmd": False}, torch.device("cpu")) is None
+
+
+def test_bootstrap_fid_replicate_formula_matches_fid_on_the_full_sample():
+    from lediflow.metrics.bootstrap import fid_via_gram
+
+    rng = np.random.default_rng(3)
+    a = torch.from_numpy(rng.normal(size=(150, 40)) @ rng.normal(size=(40, 40)) * 0.2 + 0.3)
+    b = torch.from_numpy(rng.normal(size=(300, 40)))
+    assert fid_via_gram(a, b) == pytest.approx(fid_from_features(a, b), rel=1e-6)  # n > d: d x d form
+    assert fid_via_gram(a[:30], b) == pytest.approx(fid_from_features(a[:30], b), rel=1e-6)  # n < d: n x n form
+
+
+def test_bootstrap_errors_shrink_as_the_sample_count_grows():
+    from lediflow.metrics.bootstrap import bootstrap
+
+    rng = np.random.default_rng(4)
+    reference = torch.from_numpy(rng.normal(size=(400, 16)))
+    pool = torch.from_numpy(rng.normal(size=(900, 16)) * 1.3 + 0.2)
+    small, large = bootstrap(pool[:100], reference, 40, seed=0), bootstrap(pool, reference, 40, seed=0)
+    assert small.fid_se > 0 and small.kid_se > 0
+    # standard errors fall like 1 / sqrt(n): 9x the samples -> about 3x smaller (generous band)
+    assert 1.5 < small.fid_se / large.fid_se < 6.0
+    assert 1.5 < small.kid_se / large.kid_se < 6.0
+    assert bootstrap(pool[:100], reference, 40, seed=0).fid_replicates == small.fid_replicates  # seeded

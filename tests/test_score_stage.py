@@ -46,6 +46,13 @@ def test_score_with_clip_reports_cmmd_and_provenance(tmp_path: Path, image_tree:
     assert result["fid"] > 0 and result["mmd_inception"] > 0
     assert result["weights"]["inception"]["sha256"] == artifacts.sha256_file(fid_helper_file())
     assert "unavailable" in result["inception_score"]
+    # Error bars and the second reference (the test split), from the same cached sample features.
+    assert result["fid_se"] > 0 and result["kid_se"] > 0 and result["bootstrap"]["resamples"] == 100
+    second = result["second_reference"]
+    assert second["split"] == "test" and second["fid"] > 0 and second["fid_se"] > 0
+    assert second["fid"] != result["fid"]
+    floor = json.loads(paths.data_floor_file(params).read_text())  # test images scored against train
+    assert floor["split"] == "test" and floor["fid"] > 0 and floor["num_reference"] == 8
     saved = json.loads(paths.score_file(params, "flow-pixel-learned", "euler-2").read_text())
     assert saved["fid"] == result["fid"]
 
@@ -63,7 +70,7 @@ def test_reference_features_are_cached_by_content_and_never_stale(tmp_path: Path
     prepare(params)
     first = reference_features(params)
     cached = list((tmp_path / "cache" / "features").glob("*.npy"))
-    assert len(cached) == 1
+    assert len(cached) == 2  # the train (primary) and test (second) references
     assert reference_features(params)["inception_cache_key"] == first["inception_cache_key"]  # reused
     # Other data under the same run: the old reference must not be used.
     (image_tree / "class0" / "img000.png").unlink()

@@ -1,10 +1,19 @@
-"""reference-features and score: FID, KID, mmd_inception and CMMD of one sample set."""
+"""reference-features and score: FID, KID (with bootstrap errors), mmd_inception and CMMD of one sample set.
+
+Every cell is scored against the primary reference (`score.reference_split`,
+which the tables use) and, where `score.second_reference` names the other
+split, against that one too: the train split is what every model trained on,
+so the test split rules out that memorisation is rewarded. reference-features
+also scores the second split against the primary one at the cells' sample
+count: the data floor no model can beat.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -13,6 +22,7 @@ from lediflow import artifacts, paths
 from lediflow.config import Params
 from lediflow.data import cache_dir, load_split
 from lediflow.errors import LediflowError
+from lediflow.metrics.bootstrap import bootstrap
 from lediflow.metrics.clip import UNAVAILABLE, load_clip
 from lediflow.metrics.inception import InceptionFeatures, resolve_weights
 from lediflow.metrics.mmd import cmmd_from_embeddings, fid_from_features, kid_from_features
@@ -22,14 +32,19 @@ from lediflow.stages.common import data_fingerprint
 IS_UNAVAILABLE = "unavailable (the offline Inception weights carry no logits layer)"
 RESIZE_NOTE = ("Inception: uint8 -> 299x299 by torch-fidelity's TF-1.x bilinear resize; CLIP: bicubic antialiased "
                "resize to the model's input size; grayscale repeated to 3 channels for both")
+BOOTSTRAP_NOTE = ("fid_se / kid_se: bootstrap standard errors over the generated samples (reference fixed), "
+                  "95% interval = value +- 1.96 se; kid_std is the spread over KID subsets, not an error bar")
 
 
-def _cached_features(key: dict, folder: Path, compute) -> tuple[torch.Tensor, str]:
+def _cached_features(key: dict, folder: Path, compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, str]:
     """Features cached under the sha256 of `key` (content hashes only): a changed input is a new key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     path = folder / f"{digest}.npy"
     if path.is_file():
-        return torch.from_numpy(np.load(path)), digest
+        try:
+            return torch.from_numpy(np.load(path)), digest
+        except (ValueError, OSError, EOFError):
+            path.unlink()  # a damaged cache entry is recomputed, never used
     features = compute()
     with artifacts.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
@@ -37,31 +52,69 @@ def _cached_features(key: dict, folder: Path, compute) -> tuple[torch.Tensor, st
     return features, digest
 
 
+def reference_splits(params: Params) -> list[str]:
+    """The primary reference split first, then the second one (if any and different)."""
+    cfg = params["score"]
+    second = cfg["second_reference"]
+    return [cfg["reference_split"]] + ([second] if second and second != cfg["reference_split"] else [])
+
+
+def _inception(params: Params, device: torch.device) -> InceptionFeatures:
+    return InceptionFeatures(resolve_weights(params["score"]["inception_weights"], cache_dir(params)), device)
+
+
+def against(features: torch.Tensor, reference: torch.Tensor, cfg: dict, seed: int) -> dict:
+    """FID, KID, their bootstrap standard errors and mmd_inception of `features` against one reference."""
+    errors = bootstrap(features, reference, cfg["bootstrap_resamples"], seed)
+    return {
+        "fid": fid_from_features(features, reference), "fid_se": errors.fid_se,
+        **kid_from_features(features, reference, cfg["kid_subset_size"], cfg["kid_subsets"]),
+        "kid_se": errors.kid_se,
+        # 1000 * biased RBF-MMD^2 (sigma 10) on L2-normalised Inception features: CMMD's statistic, not CMMD
+        "mmd_inception": cmmd_from_embeddings(features, reference),
+        "num_reference": int(len(reference)),
+    }
+
+
 def reference_features(params: Params) -> dict:
     cfg = params["score"]
     device = resolve_device(params["run"]["device"])
     data_folder = paths.data_dir(params)
-    split_sha = data_fingerprint(data_folder, cfg["reference_split"])
-    images = load_split(data_folder, cfg["reference_split"])
-    count = min(cfg["reference_count"], len(images))
-    images = images[:count]
     cache = cache_dir(params) / "features"
-    inception = InceptionFeatures(resolve_weights(cfg["inception_weights"], cache_dir(params)), device)
-    base_key = {"split_sha256": split_sha, "count": count, "version": 1}
-    incep_key = {**base_key, "net": "inception", "weights": inception.provenance().get("sha256", "torch-fidelity")}
-    incep, incep_digest = _cached_features(incep_key, cache, lambda: inception(images, cfg["batch_size"], True))
-    clip = load_clip(cfg, device)
+    inception = _inception(params, device)
+    weights_id = inception.provenance().get("sha256", "torch-fidelity")
     folder = paths.reference_dir(params)
-    info = {"split": cfg["reference_split"], "count": count, "split_sha256": split_sha,
-            "inception_cache_key": incep_digest, "inception": inception.provenance(),
+    splits, features = {}, {}
+    for split in reference_splits(params):
+        split_sha = data_fingerprint(data_folder, split)
+        images = load_split(data_folder, split)
+        count = min(cfg["reference_count"], len(images))
+        key = {"split_sha256": split_sha, "count": count, "version": 1, "net": "inception", "weights": weights_id}
+        feats, digest = _cached_features(key, cache, lambda: inception(images[:count], cfg["batch_size"], True))
+        features[split] = feats
+        splits[split] = {"count": count, "split_sha256": split_sha, "inception_cache_key": digest}
+    primary = cfg["reference_split"]
+    clip = load_clip(cfg, device)
+    info = {"split": primary, **splits[primary], "splits": splits, "inception": inception.provenance(),
             "clip": clip.provenance if clip else UNAVAILABLE}
+    if len(features) > 1:
+        # The data floor: real images of the other split scored like a cell (same sample count, same bootstrap).
+        second = reference_splits(params)[1]
+        n = min(params["sample"]["num_samples"], len(features[second]))
+        info["floor"] = {"split": second, "num_samples": n,
+                         **against(features[second][:n], features[primary], cfg, params["run"]["seed"])}
     with artifacts.staged_dir(folder) as stage:
-        np.save(stage / "inception.npy", incep.numpy())
+        for split, feats in features.items():
+            np.save(stage / f"inception-{split}.npy", feats.numpy())
         if clip is not None:
-            clip_key = {**base_key, "net": "clip", "weights": clip.provenance["sha256"]}
+            images = load_split(data_folder, primary)[: splits[primary]["count"]]
+            clip_key = {"split_sha256": splits[primary]["split_sha256"], "count": splits[primary]["count"],
+                        "version": 1, "net": "clip", "weights": clip.provenance["sha256"]}
             emb, _ = _cached_features(clip_key, cache, lambda: clip(images, cfg["batch_size"], True))
             np.save(stage / "clip.npy", emb.numpy())
         artifacts.write_json_atomic(stage / "reference.json", info)
+        if "floor" in info:
+            artifacts.write_json_atomic(paths.data_floor_file(params), info["floor"])
         artifacts.write_manifest(stage, "reference-features", {"run": params["run"], "score": cfg},
                                  weights={"inception": inception.provenance(), "clip": info["clip"]})
     return info
@@ -71,46 +124,62 @@ def _check_reference(params: Params, reference: dict) -> None:
     """Refuse a reference made from other data or another count: never score against stale statistics."""
     cfg = params["score"]
     data_folder = paths.data_dir(params)
-    split_sha = data_fingerprint(data_folder, cfg["reference_split"])
-    if reference["split_sha256"] != split_sha or reference["split"] != cfg["reference_split"] or \
-            reference["count"] != min(cfg["reference_count"], len(load_split(data_folder, cfg["reference_split"]))):
-        raise LediflowError("the reference features were made from other data or settings; "
-                            "rerun `lediflow reference-features` (snakemake does this by itself)")
+    stale = "the reference features were made from other data or settings; " \
+            "rerun `lediflow reference-features` (snakemake does this by itself)"
+    if reference["split"] != cfg["reference_split"] or set(reference.get("splits", {})) != set(reference_splits(params)):
+        raise LediflowError(stale)
+    for split, info in reference["splits"].items():
+        if info["split_sha256"] != data_fingerprint(data_folder, split) or \
+                info["count"] != min(cfg["reference_count"], len(load_split(data_folder, split))):
+            raise LediflowError(stale)
+
+
+def _load_reference(params: Params) -> dict:
+    ref_dir = paths.reference_dir(params)
+    if not (ref_dir / "reference.json").is_file():
+        raise LediflowError(f"{ref_dir} has no reference features; run `lediflow reference-features` first")
+    try:
+        reference = json.loads((ref_dir / "reference.json").read_text())
+    except json.JSONDecodeError:
+        raise LediflowError(f"{ref_dir}/reference.json is damaged; rerun `lediflow reference-features`") from None
+    _check_reference(params, reference)
+    return reference
 
 
 def score(params: Params, model: str, setting: str) -> dict:
     cfg = params["score"]
     device = resolve_device(params["run"]["device"])
     ref_dir = paths.reference_dir(params)
-    if not (ref_dir / "reference.json").is_file():
-        raise LediflowError(f"{ref_dir} has no reference features; run `lediflow reference-features` first")
-    reference = json.loads((ref_dir / "reference.json").read_text())
-    _check_reference(params, reference)
+    reference = _load_reference(params)
     cell = paths.sample_dir(params, model, setting)
     if not (cell / "samples.npy").is_file():
         raise LediflowError(f"{cell}/samples.npy is missing; run `lediflow sample --model {model} --setting {setting}`")
     samples = np.load(cell / "samples.npy", mmap_mode="r")
     record = json.loads((cell / "record.json").read_text())
-    inception = InceptionFeatures(resolve_weights(cfg["inception_weights"], cache_dir(params)), device)
+    inception = _inception(params, device)
     if inception.provenance().get("sha256") != reference["inception"].get("sha256"):
         raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
-    feats = inception(samples, cfg["batch_size"])
-    ref = torch.from_numpy(np.load(ref_dir / "inception.npy"))
+    key = {"samples_sha256": artifacts.sha256_file(cell / "samples.npy"), "version": 1, "net": "inception",
+           "weights": inception.provenance().get("sha256", "torch-fidelity")}
+    feats, _ = _cached_features(key, cache_dir(params) / "features", lambda: inception(samples, cfg["batch_size"]))
+    splits = reference_splits(params)
+    primary = against(feats, torch.from_numpy(np.load(ref_dir / f"inception-{splits[0]}.npy")), cfg,
+                      params["run"]["seed"])
     result = {
-        "model": model, "setting": setting, "num_samples": int(len(samples)), "num_reference": int(len(ref)),
-        "reference_split": reference["split"],
-        "fid": fid_from_features(feats, ref),
-        **kid_from_features(feats, ref, cfg["kid_subset_size"], cfg["kid_subsets"]),
-        # 1000 * biased RBF-MMD^2 (sigma 10) on L2-normalised Inception features: CMMD's statistic, not CMMD
-        "mmd_inception": cmmd_from_embeddings(feats, ref),
+        "model": model, "setting": setting, "num_samples": int(len(samples)), "reference_split": splits[0],
+        **primary,
+        "bootstrap": {"resamples": cfg["bootstrap_resamples"], "seed": params["run"]["seed"], "note": BOOTSTRAP_NOTE},
         "inception_score": IS_UNAVAILABLE,
         "cmmd": UNAVAILABLE,
         "resize": RESIZE_NOTE,
         "weights": {"inception": inception.provenance(), "clip": reference["clip"],
                     "flow_checkpoint_sha256": record["checkpoint_sha256"]},
-        "sampling": {k: record[k] for k in ("space", "prior", "solver", "steps", "tol", "nfe", "latent_sampler_nfe",
-                                            "seconds_per_image", "device")},
+        "sampling": {k: record.get(k) for k in ("space", "prior", "solver", "steps", "tol", "nfe",
+                                                "latent_sampler_nfe", "seconds_per_image", "device", "t_range")},
     }
+    for split in splits[1:]:
+        result["second_reference"] = {"split": split, **against(
+            feats, torch.from_numpy(np.load(ref_dir / f"inception-{split}.npy")), cfg, params["run"]["seed"])}
     if (ref_dir / "clip.npy").is_file():
         clip = load_clip(cfg, device)
         if clip is not None and clip.provenance["sha256"] == reference["clip"]["sha256"]:

@@ -1,17 +1,26 @@
 # Scores: reference features once per run, then FID/KID/mmd_inception/CMMD per sample set.
 
-REFERENCE_KEYS = ("reference_split", "reference_count", "inception_weights", "cmmd", "clip_model",
-                  "clip_pretrained", "clip_weights")
+REFERENCE_KEYS = ("reference_split", "second_reference", "reference_count", "inception_weights", "cmmd",
+                  "clip_model", "clip_pretrained", "clip_weights", "bootstrap_resamples", "kid_subset_size",
+                  "kid_subsets")
+
+
+def has_second_reference():
+    """A second reference split is configured (and differs from the primary one)."""
+    return PARAMS["score"]["second_reference"] not in (None, PARAMS["score"]["reference_split"])
 
 
 rule reference_features:
     input:
         rules.prepare_data.output.manifest,
     output:
-        inception=f"{paths.reference_dir(PARAMS)}/inception.npy",
+        inception=f"{paths.reference_dir(PARAMS)}/inception-{PARAMS['score']['reference_split']}.npy",
         info=f"{paths.reference_dir(PARAMS)}/reference.json",
+        **({"floor": str(paths.data_floor_file(PARAMS))} if has_second_reference() else {}),
     params:
         score={k: PARAMS["score"][k] for k in REFERENCE_KEYS},
+        # the data floor is scored at the cells' sample count
+        num_samples=PARAMS["sample"]["num_samples"],
     threads: 1
     benchmark:
         bench_file("reference_features"),
@@ -42,4 +51,4 @@ rule score:
 rule scores:
     # Every cell of the sweep scored (the DVC "evaluate" stage's target).
     input:
-        expand(rules.score.output[0], model=paths.flow_models(PARAMS), setting=paths.settings(PARAMS)),
+        [rules.score.output[0].format(model=model, setting=setting) for model, setting in paths.cells(PARAMS)],
