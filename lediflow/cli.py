@@ -112,6 +112,15 @@ def _sample(params: Params, args: argparse.Namespace) -> None:
           f"(+{record['latent_sampler_nfe']:g} latent sampler), {1000 * record['seconds_per_image']['total']:.2f} ms/image")
 
 
+def _time_cells(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.timing import time_cells
+
+    result = time_cells(params, args.space)
+    count = sum(len(cells) for cells in result["cells"].values())
+    print(f"timed {count} cells of {args.space} space, {result['timing_repeats']} repeats of "
+          f"{result['timing_images']} images each -> {args.space}.json")
+
+
 def _interpolate(params: Params, args: argparse.Namespace) -> None:
     from lediflow.stages.extras import interpolate
 
@@ -188,6 +197,7 @@ STAGES: dict[str, Stage] = {
     "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior", _flow_args),
     "sample": Stage(_sample, "draw sample.num_samples images from one flow model at one solver setting",
                     _sample_args),
+    "time-cells": Stage(_time_cells, "time every cell of one space, both arms back to back, repeated", _space_arg),
     "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),

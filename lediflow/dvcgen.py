@@ -29,8 +29,9 @@ CODE = {
               "lediflow/flow.py", "lediflow/prior.py", "lediflow/train.py", "lediflow/autoencoder.py"],
     "sample": ["lediflow/sample.py", "lediflow/solvers.py", "lediflow/learned_prior.py", "lediflow/editing.py",
                "lediflow/stages/sample.py", "lediflow/stages/extras.py"],
+    "timing": ["lediflow/sample.py", "lediflow/solvers.py", "lediflow/learned_prior.py", "lediflow/stages/timing.py"],
     "evaluate": ["lediflow/metrics", "lediflow/stages/score.py"],
-    "report": ["lediflow/tables.py", "lediflow/figures.py", "lediflow/stages/report.py"],
+    "report": ["lediflow/tables.py", "lediflow/comparisons.py", "lediflow/figures.py", "lediflow/stages/report.py"],
 }
 
 
@@ -61,6 +62,12 @@ def stages() -> dict[str, Any]:
             "params": ["run", "sample"],
             "outs": [{f"{run}/samples": persist}, {t(paths.extras_dir(params)): small}],
         },
+        "timing": {
+            "cmd": "snakemake --cores all timings",
+            "deps": [f"{run}/models", *CODE["timing"]],
+            "params": ["run", "sample"],
+            "outs": [{f"{run}/timing": small}],
+        },
         "evaluate": {
             "cmd": "snakemake --cores all scores",
             "deps": [f"{run}/samples", *CODE["evaluate"]],
@@ -70,8 +77,9 @@ def stages() -> dict[str, Any]:
         },
         "report": {
             "cmd": "snakemake --cores all tables",
-            "deps": [f"{run}/scores", *CODE["report"]],
-            "outs": [{t(paths.tables_dir(params)): small}, {t(paths.figures_dir(params)): small}],
+            "deps": [f"{run}/scores", f"{run}/timing", *CODE["report"]],
+            "outs": [{t(paths.tables_dir(params)): small}, {t(paths.figures_dir(params)): small},
+                     {f"{run}/training": small}],
         },
     }
 

@@ -35,7 +35,7 @@ def load_decoder(params: Params, space: str, device: torch.device) -> LatentCode
     return LatentCodec.load(paths.latents_dir(params), device) if space == "latent" else None
 
 
-def _decode(codec: LatentCodec | None, x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float]:
+def decode_timed(codec: LatentCodec | None, x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, float]:
     if codec is None:
         return x, 0.0
     sync(device)
@@ -69,15 +69,17 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
     images = np.empty((count, *image_shape), dtype=np.uint8)
     # Untimed warm-up (lazy initialisation, allocator growth) so the first batch is not charged for it.
     warm = sample_batch(flow_model, prior, [0], seed, shape, solver, steps, tol, device)
-    _decode(codec, warm.images, device)
+    decode_timed(codec, warm.images, device)
     nfe_per_batch, sampler_nfe, seconds = [], [], {"prior": 0.0, "flow": 0.0, "decode": 0.0}
+    t_lo, t_hi = float("inf"), float("-inf")
     for start in tqdm(range(0, count, batch), desc=f"{model} {setting}", disable=not progress):
         indices = list(range(start, min(count, start + batch)))
         out = sample_batch(flow_model, prior, indices, seed, shape, solver, steps, tol, device)
-        decoded, out.seconds["decode"] = _decode(codec, out.images, device)
+        decoded, out.seconds["decode"] = decode_timed(codec, out.images, device)
         images[start : start + len(indices)] = to_uint8(decoded).cpu().numpy()
         nfe_per_batch.append(out.nfe)
         sampler_nfe.append(out.sampler_nfe)
+        t_lo, t_hi = min(t_lo, out.t_range[0]), max(t_hi, out.t_range[1])
         for key, value in out.seconds.items():
             seconds[key] += value
     record = {
@@ -86,6 +88,7 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
         # NFE per image = calls of the network in the solve that produced it (mean over batches for dopri5).
         "nfe": float(np.mean(nfe_per_batch)), "nfe_per_batch": nfe_per_batch,
         "latent_sampler_nfe": float(np.mean(sampler_nfe)),
+        "t_range": [t_lo, t_hi],  # the times the velocity network was called at (inside [0, 1])
         "seconds_per_image": {k: v / count for k, v in seconds.items()},
         "device": device_name(device), "checkpoint_sha256": file_hash(flow_dir / "model.safetensors"),
     }

@@ -1,4 +1,5 @@
 # Sampling sweep: {model} x {setting}, plus the learned prior's extras.
+from types import SimpleNamespace
 
 SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
 
@@ -37,6 +38,40 @@ rule sample:
         f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
     shell:
         lediflow_cmd("sample", "--model {wildcards.model} --setting {wildcards.setting}") + " > {log} 2>&1"
+
+
+def timing_inputs(wildcards):
+    """Both arms of a space with everything their samples are drawn from."""
+    inputs = []
+    for model in (paths.flow_name(wildcards.space, prior) for prior in PARAMS["flow"]["priors"]):
+        inputs += [v for value in source_inputs(SimpleNamespace(model=model)).values()
+                   for v in (value if isinstance(value, list) else [value])]
+    return inputs
+
+
+rule time_cells:
+    # Repeated, interleaved timings of both arms at every setting (the tables' ms/image).
+    input:
+        timing_inputs,
+    output:
+        f"{RUN_DIR}/timing/{{space}}.json",
+    params:
+        timing={k: PARAMS["sample"][k] for k in ("timing_images", "timing_repeats")},
+        settings=lambda wc: {m: paths.settings(PARAMS, m) for m in paths.flow_models(PARAMS) if f"-{wc.space}-" in m},
+    # All cores, one job at a time: nothing else may share the CPU while it is timed.
+    threads: workflow.cores
+    benchmark:
+        f"{RUN_DIR}/benchmarks/time_cells-{{space}}.tsv",
+    log:
+        f"{RUN_DIR}/logs/time_cells-{{space}}.log",
+    shell:
+        lediflow_cmd("time-cells", "--space {wildcards.space}") + " > {log} 2>&1"
+
+
+rule timings:
+    # Both spaces timed (the DVC "timing" stage's target).
+    input:
+        expand(rules.time_cells.output[0], space=PARAMS["flow"]["spaces"]),
 
 
 EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", "inpaint_mask", "extras_steps")
@@ -87,5 +122,5 @@ def extras_targets():
 rule samples:
     # Every cell of the sweep and the extras (the DVC "sample" stage's target).
     input:
-        expand(rules.sample.output.record, model=paths.flow_models(PARAMS), setting=paths.settings(PARAMS)),
+        [rules.sample.output.record.format(model=model, setting=setting) for model, setting in paths.cells(PARAMS)],
         extras_targets(),
