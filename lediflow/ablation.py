@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from lediflow import tables
-from lediflow.config import read_yaml
+from lediflow import paths, tables
+from lediflow.config import load_params, read_yaml
 from lediflow.errors import LediflowError
 
 # Keys that name a run rather than configure it: never an ablation switch.
@@ -46,13 +46,11 @@ def _read_run(run: Path) -> tuple[dict, pd.DataFrame, dict]:
     params_file = run / "params.yaml"
     if not params_file.is_file():
         raise LediflowError(f"{run} is not a finished run (no params.yaml); run its config with snakemake first")
-    try:
-        scores = tables.load_scores(run / "scores")
-    except FileNotFoundError:
-        raise LediflowError(f"{run} has no score files; run `snakemake --cores all --configfile <its config>` first")
+    resolved = read_yaml(params_file)
+    scores = tables.load_cells(run, paths.cells(load_params([str(params_file)])))
     report_file = run / "prior_report" / "pixel" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    return read_yaml(params_file), scores, report
+    return resolved, scores, report
 
 
 def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -75,7 +73,7 @@ def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         for _, row in learned.iterrows():
             long_rows.append({**arm, "prior": row["prior"], "space": row["space"], "setting": row["setting"],
                               "nfe": row["nfe"], "fid": row["fid"], "kid_mean": row["kid_mean"],
-                              "kid_std": row["kid_std"], "mmd_inception": row["mmd_inception"],
+                              "fid_se": row["fid_se"], "kid_se": row["kid_se"], "mmd_inception": row["mmd_inception"],
                               "num_samples": row["num_samples"]})
             wide[f"{row['space']} {row['setting']}"] = f"{row['fid']:.2f} / {row['kid_mean']:.4f}"
         wide_rows.append(wide)

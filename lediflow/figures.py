@@ -18,19 +18,34 @@ STYLE = {"gaussian": {"color": "tab:blue", "label": "FM baseline (Gaussian)"},
          "learned": {"color": "tab:red", "label": "LeDiFlow (learned prior)"}}
 
 
+# No creation date in the files: a figure regenerated from the same inputs has the same bytes.
+METADATA = {".png": {}, ".pdf": {"CreationDate": None}}
+
+
 def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     out = []
     for suffix in (".png", ".pdf"):
         path = folder / f"{name}{suffix}"
         with artifacts.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight", metadata=METADATA[suffix])
         out.append(path)
     plt.close(fig)
     return out
 
 
-def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid") -> list[Path]:
-    """One figure per space: metric vs NFE (log x), a panel per fixed-grid solver, dopri5 as markers."""
+Z95 = 1.959964
+
+
+def _errors(frame: pd.DataFrame, metric: str) -> np.ndarray | None:
+    column = {"fid": "fid_se", "kid_mean": "kid_se"}.get(metric)
+    if column is None or column not in frame or frame[column].isna().all():
+        return None
+    return Z95 * frame[column].fillna(0).to_numpy(float)
+
+
+def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid", floor: dict | None = None) -> list[Path]:
+    """One figure per space: metric vs NFE (log x) with 95% bars, a panel per fixed-grid solver, dopri5 as
+    markers, and the data floor (real images of the other split) as a dashed line."""
     out = []
     for space, by_space in scores.groupby("space"):
         solvers = sorted(by_space.loc[by_space["steps"].notna(), "solver"].unique())
@@ -39,11 +54,15 @@ def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid") -> l
             for prior, style in STYLE.items():
                 curve = by_space[(by_space["solver"] == solver) & (by_space["prior"] == prior)].sort_values("nfe")
                 if not curve.empty:
-                    ax.plot(curve["nfe"], curve[metric], "o-", color=style["color"], label=style["label"])
+                    ax.errorbar(curve["nfe"], curve[metric], yerr=_errors(curve, metric), fmt="o-", capsize=2,
+                                color=style["color"], label=style["label"])
                 adaptive = by_space[(by_space["solver"] == "dopri5") & (by_space["prior"] == prior)]
                 if not adaptive.empty:
-                    ax.scatter(adaptive["nfe"], adaptive[metric], marker="*", s=120, color=style["color"],
-                               label=f"{style['label']}, dopri5")
+                    ax.errorbar(adaptive["nfe"], adaptive[metric], yerr=_errors(adaptive, metric), fmt="*",
+                                markersize=11, capsize=2, color=style["color"], label=f"{style['label']}, dopri5")
+            if floor is not None and metric in floor:
+                ax.axhline(floor[metric], color="gray", linestyle="--", linewidth=1,
+                           label=f"data floor ({floor['split']} vs reference)")
             ax.set_xscale("log", base=2)
             ax.set_xlabel("NFE (velocity-network calls)")
             ax.set_ylabel(metric.upper().replace("_MEAN", ""))
@@ -71,17 +90,22 @@ def sample_strip(samples_dir: Path, model: str, settings: list[str], folder: Pat
     return _save(fig, folder, f"samples_{model}")
 
 
-def training_losses(models_dir: Path, folder: Path) -> list[Path]:
-    """Loss curves of every trained model (metrics.jsonl), one panel each."""
-    runs = sorted(p for p in models_dir.iterdir() if (p / "metrics.jsonl").is_file())
-    if not runs:
+def training_losses(training_dir: Path, folder: Path, columns: int = 3) -> list[Path]:
+    """Loss curves of every trained model (results/<run>/training/<model>.jsonl), a grid of panels."""
+    logs = sorted(training_dir.glob("*.jsonl")) if training_dir.is_dir() else []
+    if not logs:
         return []
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 2.8), squeeze=False)
-    for ax, run in zip(axes[0], runs):
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = -(-len(logs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.6 * rows), squeeze=False)
+    for ax, log in zip(axes.flat, logs):
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         ax.plot([r["step"] for r in records], [r["loss"] for r in records])
-        ax.set_title(run.name, fontsize=8)
-        ax.set_xlabel("step")
+        ax.set_title(log.stem, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training loss")
+    for ax in list(axes.flat)[len(logs):]:
+        ax.set_visible(False)
+    fig.tight_layout()
     return _save(fig, folder, "training_losses")

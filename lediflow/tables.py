@@ -1,16 +1,9 @@
-"""Paper-style tables from the score files (pandas): quality vs NFE, speedup, quality ratio, headline.
+"""Reading a run's cells into one frame, and writing tables (Markdown, CSV, LaTeX).
 
-Definitions (PAPER.md 3, 6), stated again in every table's caption:
-- Speedup at matched quality, per space and fixed-grid solver: the baseline's
-  reference quality is its best FID over the step grid, reached at NFE_b (the
-  smallest NFE attaining it). NFE_l is the NFE at which LeDiFlow first reaches
-  that FID, interpolated linearly in log NFE between grid points. NFE-only
-  speedup = NFE_b / NFE_l. Cost-adjusted speedup = ms/image of the baseline at
-  NFE_b over ms/image of LeDiFlow at NFE_l (interpolated the same way), where
-  LeDiFlow's time includes its latent sampler and prior decoder (and, in
-  latent space, both include the autoencoder decode).
-- Quality ratio at equal NFE: metric_baseline / metric_LeDiFlow per step
-  count (lower metrics are better, so > 1 favours LeDiFlow), and its mean.
+The definitions the tables compute (matched-quality speedup, ratios at equal
+NFE and equal cost) live in lediflow/comparisons.py; this module only loads
+and formats. A run's cells are exactly those its resolved params name
+(paths.cells): a score file left on disk by an earlier sweep is never read.
 """
 
 from __future__ import annotations
@@ -19,137 +12,124 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from lediflow import paths
+from lediflow.config import Params, run_dir
+from lediflow.errors import LediflowError
 
 PAPER_HEADLINES = {
     "pixel": "inference up to 3.75x faster than the pixel-space FM baseline",
     "latent": "CMMD 1.32x better on average than the latent FM baseline",
 }
 METRICS = ("fid", "kid_mean", "cmmd", "mmd_inception")
+Z95 = 1.959964  # two-sided 95% normal quantile: interval = value +- Z95 * se
 
 
-def load_scores(scores_dir: Path) -> pd.DataFrame:
-    """One row per scored cell; cmmd is NaN where it was unavailable."""
-    rows = []
-    for path in sorted(Path(scores_dir).glob("*/*.json")):
-        score = json.loads(path.read_text())
+def _read_json(path: Path, rebuild: str) -> dict:
+    if not path.is_file():
+        raise LediflowError(f"{path} is missing; {rebuild}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise LediflowError(f"{path} is damaged (not JSON); delete it and {rebuild}") from None
+
+
+def _timings(run: Path, space: str) -> dict:
+    """model -> setting -> timing entry from results/<run>/timing/<space>.json ({} when the run has none)."""
+    path = run / "timing" / f"{space}.json"
+    return _read_json(path, "run `snakemake --cores all` (rule time_cells)")["cells"] if path.is_file() else {}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
+
+
+def load_cells(run: Path, cells: list[tuple[str, str]]) -> pd.DataFrame:
+    """One row per (model, setting) of `cells`, read from run/scores (and run/timing where present)."""
+    rows, timings = [], {}
+    for model, setting in cells:
+        score = _read_json(run / "scores" / model / f"{setting}.json",
+                           f"run `snakemake --cores all` (or `lediflow score --model {model} --setting {setting}`)")
         sampling = score["sampling"]
+        space = sampling["space"]
+        if space not in timings:
+            timings[space] = _timings(run, space)
+        timed = timings[space].get(model, {}).get(setting)
+        second = score.get("second_reference", {})
         rows.append({
-            "space": sampling["space"], "prior": sampling["prior"], "solver": sampling["solver"],
-            "steps": sampling["steps"], "tol": sampling["tol"], "setting": score["setting"],
+            "space": space, "prior": sampling["prior"], "solver": sampling["solver"],
+            "steps": sampling["steps"], "tol": sampling["tol"], "setting": setting,
             "nfe": sampling["nfe"], "latent_sampler_nfe": sampling["latent_sampler_nfe"],
-            "ms_per_image": 1000 * sampling["seconds_per_image"]["total"],
-            "ms_prior": 1000 * sampling["seconds_per_image"]["prior"],
-            "ms_flow": 1000 * sampling["seconds_per_image"]["flow"],
-            "ms_decode": 1000 * sampling["seconds_per_image"]["decode"],
-            "fid": score["fid"], "kid_mean": score["kid_mean"], "kid_std": score["kid_std"],
-            "cmmd": score["cmmd"] if isinstance(score["cmmd"], (int, float)) else math.nan,
-            "mmd_inception": score["mmd_inception"], "num_samples": score["num_samples"],
+            # The repeated, interleaved timing where the run has one; else the sample stage's single timing.
+            "ms_per_image": timed["median_ms_per_image"] if timed else 1000 * sampling["seconds_per_image"]["total"],
+            "ms_repeats": len(timed["repeats"]) if timed else 1,
+            "fid": score["fid"], "fid_se": _number(score.get("fid_se")),
+            "kid_mean": score["kid_mean"], "kid_se": _number(score.get("kid_se")),
+            "cmmd": _number(score["cmmd"]), "mmd_inception": score["mmd_inception"],
+            "num_samples": score["num_samples"],
+            "second_reference": second.get("split", ""),
+            "fid_second": _number(second.get("fid")), "fid_second_se": _number(second.get("fid_se")),
+            "kid_second": _number(second.get("kid_mean")), "kid_second_se": _number(second.get("kid_se")),
         })
     if not rows:
-        raise FileNotFoundError(f"no score files under {scores_dir}")
+        raise LediflowError(f"the params of {run} name no cells (empty sweep); add sample.steps or dopri5 tolerances")
     return pd.DataFrame(rows).sort_values(["space", "prior", "solver", "nfe"]).reset_index(drop=True)
 
 
-def quality_vs_nfe(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows space x prior x solver, columns the step counts (dopri5: its tolerance); cells 'FID / KID (NFE, ms)'."""
+def load_scores(params: Params) -> pd.DataFrame:
+    """The run's cells, exactly those of its resolved params."""
+    return load_cells(run_dir(params), paths.cells(params))
+
+
+def on_second_reference(scores: pd.DataFrame) -> pd.DataFrame:
+    """The same cells with the second reference's FID/KID in the fid/kid columns (for the same tables)."""
     frame = scores.copy()
-    frame["budget"] = [f"{s:g} steps" if not pd.isna(s) else f"tol {t:g}" for s, t in zip(frame["steps"], frame["tol"])]
+    for metric, second in (("fid", "fid_second"), ("fid_se", "fid_second_se"), ("kid_mean", "kid_second"),
+                           ("kid_se", "kid_second_se")):
+        frame[metric] = frame[second]
+    frame["cmmd"] = math.nan
+    frame["mmd_inception"] = math.nan
+    return frame
+
+
+def plus_minus(value: float, se: float, digits: int) -> str:
+    """'value +- 1.96 se' (the 95% interval), or the value alone when no error bar exists."""
+    if math.isnan(se):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ± {Z95 * se:.{digits}f}"
+
+
+def budget_label(steps: float, tol: float) -> str:
+    return f"{int(steps)} steps" if not pd.isna(steps) else f"tol {tol:g}"
+
+
+def quality_vs_nfe(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows space, prior, solver (plain columns); columns the step counts (dopri5: its tolerance).
+
+    Cells: FID ± 95% / KID ± 95% [/ CMMD] (NFE, ms per image).
+    """
+    frame = scores.copy()
+    frame["budget"] = [budget_label(s, t) for s, t in zip(frame["steps"], frame["tol"])]
 
     def cell(row: pd.Series) -> str:
         cmmd = "" if pd.isna(row["cmmd"]) else f" / CMMD {row['cmmd']:.3f}"
-        return (f"{row['fid']:.2f} / {row['kid_mean']:.4f}{cmmd} / {row['mmd_inception']:.3f} "
+        return (f"{plus_minus(row['fid'], row['fid_se'], 1)} / {plus_minus(row['kid_mean'], row['kid_se'], 4)}{cmmd} "
                 f"(NFE {row['nfe']:g}, {row['ms_per_image']:.2f} ms)")
 
     frame["cell"] = frame.apply(cell, axis=1)
     table = frame.pivot_table(index=["space", "prior", "solver"], columns="budget", values="cell", aggfunc="first")
     order = sorted(table.columns, key=lambda c: (c.startswith("tol"), float(c.split()[0 if not c.startswith("tol") else 1])))
-    return table[order].fillna("")
+    table = table[order].fillna("")
+    table.columns.name = None
+    return table.reset_index()
 
 
-def _log_interp(x_target: float, xs: np.ndarray, ys: np.ndarray) -> float:
-    """Linear interpolation of y at x_target on log x."""
-    return float(np.interp(math.log(x_target), np.log(xs), ys))
-
-
-def first_nfe_reaching(nfe: np.ndarray, fid: np.ndarray, target: float) -> float | None:
-    """Smallest NFE where the curve reaches FID <= target, interpolated on log NFE; None if never."""
-    order = np.argsort(nfe)
-    nfe, fid = nfe[order], fid[order]
-    if fid[0] <= target:
-        return float(nfe[0])
-    for i in range(1, len(nfe)):
-        if fid[i] <= target:
-            # fid falls from fid[i-1] > target to fid[i] <= target between these grid points
-            frac = (fid[i - 1] - target) / (fid[i - 1] - fid[i])
-            return float(math.exp(math.log(nfe[i - 1]) + frac * (math.log(nfe[i]) - math.log(nfe[i - 1]))))
-    return None
-
-
-def speedup(scores: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    fixed = scores[scores["steps"].notna()]
-    for (space, solver), group in fixed.groupby(["space", "solver"]):
-        base = group[group["prior"] == "gaussian"].sort_values("nfe")
-        learned = group[group["prior"] == "learned"].sort_values("nfe")
-        if base.empty or learned.empty:
-            continue
-        best = base.loc[base["fid"].idxmin()]
-        target, nfe_b, ms_b = float(best["fid"]), float(best["nfe"]), float(best["ms_per_image"])
-        nfe_l = first_nfe_reaching(learned["nfe"].to_numpy(float), learned["fid"].to_numpy(float), target)
-        row = {"space": space, "solver": solver, "baseline_best_fid": target, "baseline_nfe": nfe_b,
-               "baseline_ms_per_image": ms_b, "ledi_nfe_to_match": nfe_l}
-        if nfe_l is None:
-            row.update({"ledi_ms_per_image": math.nan, "speedup_nfe": math.nan, "speedup_wall_clock": math.nan,
-                        "note": f"LeDiFlow never reached FID {target:.2f} on this grid"})
-        else:
-            ms_l = _log_interp(nfe_l, learned["nfe"].to_numpy(float), learned["ms_per_image"].to_numpy(float))
-            row.update({"ledi_ms_per_image": ms_l, "speedup_nfe": nfe_b / nfe_l, "speedup_wall_clock": ms_b / ms_l,
-                        "note": ""})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def quality_ratio(scores: pd.DataFrame) -> pd.DataFrame:
-    """baseline / LeDiFlow per metric at equal (solver, steps); the 'mean' row averages over the step grid."""
-    fixed = scores[scores["steps"].notna()]
-    keys = ["space", "solver", "steps"]
-    base = fixed[fixed["prior"] == "gaussian"].set_index(keys)
-    learned = fixed[fixed["prior"] == "learned"].set_index(keys)
-    common = base.index.intersection(learned.index)
-    ratios = pd.DataFrame({m: base.loc[common, m] / learned.loc[common, m] for m in METRICS}, index=common)
-    ratios["nfe"] = base.loc[common, "nfe"]
-    ratios = ratios.reset_index()
-    means = ratios.groupby(["space", "solver"])[list(METRICS)].mean().reset_index()
-    means["steps"] = "mean"
-    return pd.concat([ratios, means], ignore_index=True)
-
-
-def headline(speed: pd.DataFrame, ratio: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    pixel = speed[speed["space"] == "pixel"] if not speed.empty else speed
-    if not pixel.empty and pixel["speedup_nfe"].notna().any():
-        best = pixel.loc[pixel["speedup_nfe"].idxmax()]
-        ours = (f"up to {best['speedup_nfe']:.2f}x fewer NFE ({best['solver']}), "
-                f"{best['speedup_wall_clock']:.2f}x wall-clock at matched FID")
-    else:
-        ours = "not measured (no pixel-space pair of curves, or LeDiFlow never matched the baseline)"
-    rows.append({"space": "pixel", "paper": PAPER_HEADLINES["pixel"], "this run": ours})
-    means = ratio[(ratio["space"] == "latent") & (ratio["steps"] == "mean")]
-    if means.empty:
-        ours = "not measured (no latent-space run)"
-    else:
-        parts = []
-        for metric in METRICS:
-            values = means[metric].dropna()
-            if metric == "cmmd" and values.empty:
-                parts.append("CMMD unavailable (no CLIP weights)")
-            elif not values.empty:
-                parts.append(f"{metric} {values.mean():.2f}x")
-        ours = "mean baseline/LeDiFlow ratio at equal NFE: " + ", ".join(parts)
-    rows.append({"space": "latent", "paper": PAPER_HEADLINES["latent"], "this run": ours})
-    return pd.DataFrame(rows)
+def data_floor_table(floor: dict) -> pd.DataFrame:
+    """One row: real images of the second split scored against the primary reference."""
+    return pd.DataFrame([{"images": f"{floor['num_samples']} {floor['split']} images", "fid": floor["fid"],
+                          "fid_ci": Z95 * floor["fid_se"], "kid_mean": floor["kid_mean"], "kid_ci": Z95 * floor["kid_se"],
+                          "mmd_inception": floor["mmd_inception"], "num_reference": floor["num_reference"]}])
 
 
 def write_table(frame: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:

@@ -17,7 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fake_run(root: Path, name: str, std_scale: float, fids: dict[str, float], paired: float = 0.3) -> Path:
     """A finished run as the pipeline leaves it: resolved params, score files, prior report."""
-    params = load_params([], [f"run.name={name}", f"prior.std_scale={std_scale}"])
+    steps = sorted(int(setting.split("-")[1]) for setting in fids)
+    # The params name exactly the cells written below (tables read those cells and nothing else).
+    params = load_params([], [f"run.name={name}", f"prior.std_scale={std_scale}", "flow.spaces=[pixel]",
+                              "flow.priors=[learned]", "sample.solvers=[euler]", f"sample.steps={steps}",
+                              "sample.dopri5_tolerances=[]"])
     run = root / name
     run.mkdir(parents=True)
     (run / "params.yaml").write_text(yaml.safe_dump(params))

@@ -32,7 +32,8 @@ def smoke_overlay(tmp_path: Path) -> Path:
 
 
 EXPECTED_JOBS = {"prepare_data": 1, "train_autoencoder": 1, "encode_latents": 1, "train_prior": 2,
-                 "train_latent_sampler": 2, "train_flow": 4, "reference_features": 1, "tables": 1}
+                 "train_latent_sampler": 2, "train_flow": 4, "reference_features": 1, "time_cells": 2,
+                 "tables": 1}
 
 
 def _job_counts(text: str) -> dict[str, int]:
@@ -45,7 +46,7 @@ def _job_counts(text: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("configs, cells", [
-    ([], 4 * 9), (["configs/smoke.yaml"], 4 * 3),
+    ([], 4 * 9 + 2 * 2), (["configs/smoke.yaml"], 4 * 3 + 2),
     (["configs/ffhq256.yaml"], 4 * 16), (["configs/afhq256.yaml"], 4 * 16), (["configs/lhq256.yaml"], 4 * 16),
 ])
 def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
@@ -123,7 +124,7 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     plan = snakemake("-n", "--configfile", "configs/smoke.yaml", str(longer))
     assert plan.returncode == 0, plan.stderr
     counts = _job_counts(plan.stdout + plan.stderr)
-    assert counts["train_flow"] == 2 and counts["sample"] == 2 * 3 and counts["score"] == 2 * 3, counts
+    assert counts["train_flow"] == 2 and counts["sample"] == 2 * 4 and counts["score"] == 2 * 4, counts
     assert "prior=learned" not in plan.stdout + plan.stderr
 
 

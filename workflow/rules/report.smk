@@ -1,9 +1,20 @@
 # Tables and figures of the run (and the material of `snakemake --report`).
 
 
+def second_reference_tables():
+    """The tables re-made against the second reference split, where the run has one."""
+    if not has_second_reference():
+        return {}
+    second = PARAMS["score"]["second_reference"]
+    names = ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")
+    return {f"{name}_second": f"{paths.tables_dir(PARAMS)}/{name}_{second}_reference.csv" for name in names}
+
+
 rule tables:
     input:
         rules.scores.input,
+        rules.reference_features.output,
+        expand(rules.time_cells.output[0], space=PARAMS["flow"]["spaces"]),
     output:
         quality=report(f"{paths.tables_dir(PARAMS)}/quality_vs_nfe.csv", caption="../report/quality_vs_nfe.rst",
                        category="Tables"),
@@ -12,6 +23,9 @@ rule tables:
                      category="Tables"),
         headline=report(f"{paths.tables_dir(PARAMS)}/headline.csv", caption="../report/headline.rst",
                         category="Tables"),
+        cost=report(f"{paths.tables_dir(PARAMS)}/cost_ratio.csv", caption="../report/cost_ratio.rst",
+                    category="Tables"),
+        **second_reference_tables(),
         long=f"{paths.tables_dir(PARAMS)}/scores_long.csv",
         curves=report(
             expand(f"{paths.figures_dir(PARAMS)}/quality_vs_nfe_{{space}}.png", space=PARAMS["flow"]["spaces"]),
