@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lediflow.tables import PAPER_HEADLINES, Z95, plus_minus
+from lediflow.tables import METRICS, PAPER_HEADLINES, Z95, plus_minus
 
 
 def _se(value: float) -> float:
@@ -186,7 +186,7 @@ def quality_ratio(scores: pd.DataFrame) -> pd.DataFrame:
         rows += cells
         frame = pd.DataFrame(cells)
         rows.append({"space": space, "solver": solver, "steps": "geomean", "nfe": math.nan,
-                     **{m: _geomean(frame[m]) for m in METRIC_COLUMNS}, "fid_ci": math.nan, "kid_ci": math.nan,
+                     **{m: _geomean(frame[m]) for m in METRICS}, "fid_ci": math.nan, "kid_ci": math.nan,
                      "fid_resolved": f"{(frame['fid_resolved'] == 'yes').sum()} of {len(frame)} cells"})
     adaptive = scores[scores["solver"] == "dopri5"]
     for (space, tol), group in adaptive.groupby(["space", "tol"]):
@@ -196,9 +196,6 @@ def quality_ratio(scores: pd.DataFrame) -> pd.DataFrame:
             rows.append({"space": space, "solver": "dopri5", "steps": f"tol {tol:g}",
                          "nfe": f"{b['nfe']:.0f} / {lrn['nfe']:.0f}", **_ratio_row(b, lrn)})
     return pd.DataFrame(rows)
-
-
-METRIC_COLUMNS = ("fid", "kid_mean", "cmmd", "mmd_inception")
 
 
 def cost_ratio(scores: pd.DataFrame) -> pd.DataFrame:

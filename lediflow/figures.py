@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lediflow import artifacts  # noqa: E402
+from lediflow.tables import Z95  # noqa: E402
 
 STYLE = {"gaussian": {"color": "tab:blue", "label": "FM baseline (Gaussian)"},
          "learned": {"color": "tab:red", "label": "LeDiFlow (learned prior)"}}
@@ -31,9 +32,6 @@ def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
         out.append(path)
     plt.close(fig)
     return out
-
-
-Z95 = 1.959964
 
 
 def _errors(frame: pd.DataFrame, metric: str) -> np.ndarray | None:

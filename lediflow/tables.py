@@ -26,7 +26,8 @@ METRICS = ("fid", "kid_mean", "cmmd", "mmd_inception")
 Z95 = 1.959964  # two-sided 95% normal quantile: interval = value +- Z95 * se
 
 
-def _read_json(path: Path, rebuild: str) -> dict:
+def read_json(path: Path, rebuild: str) -> dict:
+    """A small JSON input of the tables; missing or damaged -> one line naming `rebuild`."""
     if not path.is_file():
         raise LediflowError(f"{path} is missing; {rebuild}")
     try:
@@ -38,18 +39,19 @@ def _read_json(path: Path, rebuild: str) -> dict:
 def _timings(run: Path, space: str) -> dict:
     """model -> setting -> timing entry from results/<run>/timing/<space>.json ({} when the run has none)."""
     path = run / "timing" / f"{space}.json"
-    return _read_json(path, "run `snakemake --cores all` (rule time_cells)")["cells"] if path.is_file() else {}
+    return read_json(path, "run `snakemake --cores all` (rule time_cells)")["cells"] if path.is_file() else {}
 
 
 def _number(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
+    """A metric that may be absent or a string such as 'unavailable (no CLIP weights)' -> float or NaN."""
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def load_cells(run: Path, cells: list[tuple[str, str]]) -> pd.DataFrame:
     """One row per (model, setting) of `cells`, read from run/scores (and run/timing where present)."""
     rows, timings = [], {}
     for model, setting in cells:
-        score = _read_json(run / "scores" / model / f"{setting}.json",
+        score = read_json(run / "scores" / model / f"{setting}.json",
                            f"run `snakemake --cores all` (or `lediflow score --model {model} --setting {setting}`)")
         sampling = score["sampling"]
         space = sampling["space"]

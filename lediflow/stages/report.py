@@ -8,7 +8,6 @@ need DVC outputs (sample strips) are left as they are when those are absent.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def _write(made: dict, folder: Path, captions: dict) -> None:
 
 def _data_floor(params: Params) -> dict | None:
     path = paths.data_floor_file(params)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return tables.read_json(path, "run `lediflow reference-features`") if path.is_file() else None
 
 
 def make_tables(params: Params) -> dict:
