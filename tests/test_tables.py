@@ -57,6 +57,7 @@ def test_a_cell_outside_tolerance_is_not_a_plateau():
     speed = comparisons.speedup(_scores([90.0, 60.0, 55.0, 50.0], [70.0, 49.0, 45.0, 44.0], se=1.0)).iloc[0]
     assert Z95 * math.sqrt(2) < 5.0  # 55 vs 50 is resolved
     assert speed["baseline_nfe"] == 8.0 and speed["baseline_nfe_bound"] == ">="  # still improving at the end
+    assert speed["speedup_bound"] == ">="  # set by the grid's edge
     assert "still improving" in speed["note"]
 
 
