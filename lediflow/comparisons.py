@@ -189,7 +189,8 @@ def quality_ratio(scores: pd.DataFrame) -> pd.DataFrame:
         frame = pd.DataFrame(cells)
         rows.append({"space": space, "solver": solver, "steps": "geomean", "nfe": math.nan,
                      **{m: _geomean(frame[m]) for m in METRICS}, "fid_ci": math.nan, "kid_ci": math.nan,
-                     "fid_resolved": f"{(frame['fid_resolved'] == 'yes').sum()} of {len(frame)} cells"})
+                     "fid_resolved": "n/a" if (frame["fid_resolved"] == "n/a").all()
+                     else f"{(frame['fid_resolved'] == 'yes').sum()} of {len(frame)} cells"})
     adaptive = scores[scores["solver"] == "dopri5"]
     for (space, tol), group in adaptive.groupby(["space", "tol"]):
         base, learned = group[group["prior"] == "gaussian"], group[group["prior"] == "learned"]
