@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from lediflow import artifacts, comparisons, figures, paths, tables
 from lediflow.config import Params
 
@@ -28,8 +30,8 @@ CAPTIONS = {
                "within tolerance at its first grid point or the baseline still improves at its last; '<=' when "
                "LeDiFlow never reaches the target.",
     "quality_ratio": "Baseline / LeDiFlow at equal NFE (> 1 favours LeDiFlow), with the 95% half-width of each "
-                     "ratio (delta method on the bootstrap errors); fid_resolved is false where the FID "
-                     "difference lies inside its 95% interval. 'geomean': geometric mean over the step grid. "
+                     "ratio (delta method on the bootstrap errors); fid_resolved is 'no' where the FID "
+                     "difference lies inside its 95% interval ('n/a': cells without error bars). 'geomean': geometric mean over the step grid. "
                      "dopri5 (accurate solve) has its own row and is in no mean. CMMD is NaN where no CLIP "
                      "weights were available.",
     "cost_ratio": "Baseline / LeDiFlow FID at equal measured cost: each LeDiFlow cell's ms/image (latent sampler, "
@@ -41,6 +43,15 @@ CAPTIONS = {
                   "reference like a cell (same sample count, same bootstrap); no model can be expected below it.",
 }
 SECOND = " Same cells and definitions, scored against the second reference split ({split}) instead of {primary}."
+
+
+COMPARISONS = ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")
+
+
+def _comparison_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The four tables made the same way for every reference (name -> frame, in COMPARISONS order)."""
+    return {"quality_vs_nfe": tables.quality_vs_nfe(scores), "speedup": comparisons.speedup(scores),
+            "quality_ratio": comparisons.quality_ratio(scores), "cost_ratio": comparisons.cost_ratio(scores)}
 
 
 def sync_training_metrics(params: Params) -> list[Path]:
@@ -70,14 +81,8 @@ def _data_floor(params: Params) -> dict | None:
 def make_tables(params: Params) -> dict:
     run = paths.run_dir(params)
     scores = tables.load_scores(params)
-    speed, ratio, cost = comparisons.speedup(scores), comparisons.quality_ratio(scores), comparisons.cost_ratio(scores)
-    made = {
-        "quality_vs_nfe": tables.quality_vs_nfe(scores),
-        "speedup": speed,
-        "quality_ratio": ratio,
-        "cost_ratio": cost,
-        "headline": comparisons.headline(speed, ratio, cost),
-    }
+    made = _comparison_tables(scores)
+    made["headline"] = comparisons.headline(made["speedup"], made["quality_ratio"], made["cost_ratio"])
     floor = _data_floor(params)
     if floor is not None:
         made["data_floor"] = tables.data_floor_table(floor)
@@ -87,14 +92,10 @@ def make_tables(params: Params) -> dict:
     artifacts.write_text_atomic(table_dir / "scores_long.csv", scores.to_csv(index=False, float_format="%.6g"))
     second = scores["second_reference"].iloc[0]
     if second and scores["fid_second"].notna().all():
-        on_second = tables.on_second_reference(scores)
-        s_speed, s_ratio = comparisons.speedup(on_second), comparisons.quality_ratio(on_second)
         extra = SECOND.format(split=second, primary=params["score"]["reference_split"])
-        second_made = {f"{name}_{second}_reference": frame for name, frame in
-                       (("quality_vs_nfe", tables.quality_vs_nfe(on_second)), ("speedup", s_speed),
-                        ("quality_ratio", s_ratio), ("cost_ratio", comparisons.cost_ratio(on_second)))}
-        _write(second_made, table_dir, {f"{n}_{second}_reference": CAPTIONS[n] + extra
-                                        for n in ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")})
+        second_made = {f"{name}_{second}_reference": frame
+                       for name, frame in _comparison_tables(tables.on_second_reference(scores)).items()}
+        _write(second_made, table_dir, {f"{n}_{second}_reference": CAPTIONS[n] + extra for n in COMPARISONS})
         made.update(second_made)
     figures.quality_vs_nfe(scores, figure_dir, floor=floor)
     for model in paths.flow_models(params):
