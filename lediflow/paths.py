@@ -107,6 +107,13 @@ def reference_dir(params: Params) -> Path:
     return run_dir(params) / "reference"
 
 
+def reference_splits(params: Params) -> list[str]:
+    """The primary reference split first, then the second one (if any and different)."""
+    cfg = params["score"]
+    second = cfg["second_reference"]
+    return [cfg["reference_split"]] + ([second] if second and second != cfg["reference_split"] else [])
+
+
 def score_file(params: Params, model: str, setting: str) -> Path:
     """results/<run>/scores/<model>/<setting>.json: small, committed, DVC metrics."""
     return run_dir(params) / "scores" / model / f"{setting}.json"

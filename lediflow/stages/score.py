@@ -52,13 +52,6 @@ def _cached_features(key: dict, folder: Path, compute: Callable[[], torch.Tensor
     return features, digest
 
 
-def reference_splits(params: Params) -> list[str]:
-    """The primary reference split first, then the second one (if any and different)."""
-    cfg = params["score"]
-    second = cfg["second_reference"]
-    return [cfg["reference_split"]] + ([second] if second and second != cfg["reference_split"] else [])
-
-
 def _inception(params: Params, device: torch.device) -> InceptionFeatures:
     return InceptionFeatures(resolve_weights(params["score"]["inception_weights"], cache_dir(params)), device)
 
@@ -85,7 +78,7 @@ def reference_features(params: Params) -> dict:
     weights_id = inception.provenance().get("sha256", "torch-fidelity")
     folder = paths.reference_dir(params)
     splits, features = {}, {}
-    for split in reference_splits(params):
+    for split in paths.reference_splits(params):
         split_sha = data_fingerprint(data_folder, split)
         images = load_split(data_folder, split)
         count = min(cfg["reference_count"], len(images))
@@ -99,7 +92,7 @@ def reference_features(params: Params) -> dict:
             "clip": clip.provenance if clip else UNAVAILABLE}
     if len(features) > 1:
         # The data floor: real images of the other split scored like a cell (same sample count, same bootstrap).
-        second = reference_splits(params)[1]
+        second = paths.reference_splits(params)[1]
         n = min(params["sample"]["num_samples"], len(features[second]))
         info["floor"] = {"split": second, "num_samples": n,
                          **against(features[second][:n], features[primary], cfg, params["run"]["seed"])}
@@ -126,7 +119,8 @@ def _check_reference(params: Params, reference: dict) -> None:
     data_folder = paths.data_dir(params)
     stale = "the reference features were made from other data or settings; " \
             "rerun `lediflow reference-features` (snakemake does this by itself)"
-    if reference["split"] != cfg["reference_split"] or set(reference.get("splits", {})) != set(reference_splits(params)):
+    splits = set(paths.reference_splits(params))
+    if reference["split"] != cfg["reference_split"] or set(reference.get("splits", {})) != splits:
         raise LediflowError(stale)
     for split, info in reference["splits"].items():
         if info["split_sha256"] != data_fingerprint(data_folder, split) or \
@@ -162,7 +156,7 @@ def score(params: Params, model: str, setting: str) -> dict:
     key = {"samples_sha256": artifacts.sha256_file(cell / "samples.npy"), "version": 1, "net": "inception",
            "weights": inception.provenance().get("sha256", "torch-fidelity")}
     feats, _ = _cached_features(key, cache_dir(params) / "features", lambda: inception(samples, cfg["batch_size"]))
-    splits = reference_splits(params)
+    splits = paths.reference_splits(params)
     primary = against(feats, torch.from_numpy(np.load(ref_dir / f"inception-{splits[0]}.npy")), cfg,
                       params["run"]["seed"])
     result = {

@@ -7,7 +7,7 @@ REFERENCE_KEYS = ("reference_split", "second_reference", "reference_count", "inc
 
 def has_second_reference():
     """A second reference split is configured (and differs from the primary one)."""
-    return PARAMS["score"]["second_reference"] not in (None, PARAMS["score"]["reference_split"])
+    return len(paths.reference_splits(PARAMS)) > 1
 
 
 rule reference_features:
