@@ -50,6 +50,15 @@ rule models:
         ),
 
 
+rule prior_cells:
+    # The learned prior measured on its own: its zero-step cells scored and its report, no flow trained
+    # (the target of prior-only studies, configs/prior_design/).
+    input:
+        expand(rules.prior_report.output.report, space=PARAMS["flow"]["spaces"]),
+        [rules.score.output[0].format(model=paths.flow_name(space, "learned"), setting=setting)
+         for space in PARAMS["flow"]["spaces"] for setting in paths.ZERO_STEP_SETTINGS],
+
+
 rule all:
     default_target: True
     input:

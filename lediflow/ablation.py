@@ -42,22 +42,27 @@ def differing_keys(params: list[dict]) -> list[str]:
     return [k for k in keys if k not in IGNORED_KEYS and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
-def _read_run(run: Path) -> tuple[dict, pd.DataFrame, dict]:
+# What an arm is judged by: every cell of its sweep, or only the learned prior's zero-step cells
+# (prior-only studies train no flow).
+CELLS = {"tables": paths.cells, "prior": paths.zero_step_cells}
+
+
+def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dict]:
     params_file = run / "params.yaml"
     if not params_file.is_file():
         raise LediflowError(f"{run} is not a finished run (no params.yaml); run its config with snakemake first")
     resolved = read_yaml(params_file)
-    scores = tables.load_cells(run, paths.cells(load_params([str(params_file)])))
+    scores = tables.load_cells(run, CELLS[cells](load_params([str(params_file)])))
     report_file = run / "prior_report" / "pixel" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     return resolved, scores, report
 
 
-def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long, wide): long has one row per arm x scored cell; wide one row per arm, 'FID / KID' per setting."""
     if len(runs) < 2:
         raise LediflowError("an ablation needs at least two runs to compare; pass --runs DIR DIR [...]")
-    loaded = [_read_run(Path(r)) for r in runs]
+    loaded = [_read_run(Path(r), cells) for r in runs]
     keys = differing_keys([p for p, _, _ in loaded])
     long_rows, wide_rows = [], []
     for run, (params, scores, report) in zip(runs, loaded):
@@ -66,6 +71,8 @@ def compare_runs(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         arm = {"arm": Path(run).name, "differs": differs,
                # PAPER.md 3: the learned prior's point is a short path; ||x0 - x1||^2 per pixel measures it.
                "mse_paired_x0": report.get("mse_paired_x0"), "gaussian_over_paired": report.get("gaussian_over_paired")}
+        if "sampler_fid" in report:  # the latent sampler on its own (prior reports since issue 14)
+            arm["sampler_fid"] = report["sampler_fid"]
         learned = scores[scores["prior"] == "learned"]
         if learned.empty:
             learned = scores
@@ -91,12 +98,19 @@ CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior,
            "distance over it. 'differs' lists the resolved params that are not equal across the arms.")
 
 
-def write_study(study: str, runs: list[Path], out_dir: Path) -> pd.DataFrame:
+PRIOR_CAPTION = (" Prior-only study: no flow is trained; the cells are the learned prior's own samples at NFE 0, "
+                 "prior-x0 (x0 = mu_D(z) + s sigma_D(z) eps) and prior-mean (mu_D(z)), z from the latent sampler; "
+                 "sampler_fid: FID of mu_D(z) with z from the latent sampler against mu_D(z) with z from test "
+                 "posteriors (the sampler alone).")
+
+
+def write_study(study: str, runs: list[Path], out_dir: Path, cells: str = "tables") -> pd.DataFrame:
     """Write <out>/<study>.{md,csv,tex} (wide) and <study>_long.csv."""
     from lediflow import artifacts
 
-    long, wide = compare_runs(runs)
-    tables.write_table(wide, Path(out_dir), study, CAPTION.format(study=study))
+    long, wide = compare_runs(runs, cells)
+    caption = CAPTION.format(study=study) + (PRIOR_CAPTION if cells == "prior" else "")
+    tables.write_table(wide, Path(out_dir), study, caption)
     artifacts.write_text_atomic(Path(out_dir) / f"{study}_long.csv", long.to_csv(index=False, float_format="%.6g"))
     return wide
 
@@ -110,6 +124,9 @@ def load_studies(path: str | Path) -> dict:
     for key in ("budget", "arms_dir", "out", "studies"):
         if key not in spec:
             raise LediflowError(f"{path} lacks '{key}'; see configs/ablations/studies.yaml for the shape")
+    spec.setdefault("target", "tables")
+    if spec["target"] not in CELLS:
+        raise LediflowError(f"{path}: target {spec['target']!r} is not one of {', '.join(CELLS)} (what each arm runs)")
     if not Path(spec["budget"]).is_file():
         raise LediflowError(f"{path}: budget file {spec['budget']} does not exist")
     arms = {}

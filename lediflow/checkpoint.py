@@ -48,7 +48,7 @@ def build_model(kind: str, arch: dict[str, Any]) -> nn.Module:
     if kind == "latent_mlp":
         from lediflow.models.latent_mlp import LatentVelocityMLP
 
-        return LatentVelocityMLP(arch["z_dim"], arch["hidden"], arch["depth"])
+        return LatentVelocityMLP(arch["z_dim"], arch["hidden"], arch["depth"], arch.get("standardize", False))
     raise LediflowError(f"unknown model kind {kind!r} in arch.json")
 
 

@@ -101,7 +101,8 @@ def _prior_report(params: Params, args: argparse.Namespace) -> None:
 
     report = prior_report(params, args.space)
     print(f"||x0 - x1||^2 per pixel: paired learned {report['mse_paired_x0']:.4f}, "
-          f"gaussian {report['mse_gaussian_x0']:.4f} ({report['gaussian_over_paired']:.1f}x closer)")
+          f"gaussian {report['mse_gaussian_x0']:.4f} ({report['gaussian_over_paired']:.1f}x closer); latent sampler "
+          f"FID {report['sampler_fid']:.2f} +- {1.96 * report['sampler_fid_se']:.2f} ({report['sampler_fid_images']} images)")
 
 
 def _sample_args(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +151,14 @@ def _reference_features(params: Params, args: argparse.Namespace) -> None:
     print(f"reference features of {info['count']} {info['split']} images ({clip})")
 
 
+def _autoencoder_floor(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.score import autoencoder_floor
+
+    r = autoencoder_floor(params)
+    print(f"autoencoder floor: {r['num_samples']} reconstructed {r['split']} images, FID {r['fid']:.2f} +- "
+          f"{1.96 * r['fid_se']:.2f}, PSNR {r['psnr_db']:.2f} dB")
+
+
 def _score(params: Params, args: argparse.Namespace) -> None:
     check_cell(params, args.model, args.setting)
     from lediflow.stages.score import score
@@ -170,7 +179,7 @@ def _tables(params: Params, args: argparse.Namespace) -> None:
 def _compare_runs(params: Params, args: argparse.Namespace) -> None:
     from lediflow.ablation import write_study
 
-    wide = write_study(args.study, args.runs, args.out)
+    wide = write_study(args.study, args.runs, args.out, args.cells)
     print(f"{args.study}: {len(wide)} arms -> {args.out}/{args.study}.md")
 
 
@@ -178,6 +187,8 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="table name, e.g. std_scale")
     parser.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="run folders (results/<run>), one per arm")
     parser.add_argument("--out", default="results/ablations", help="folder for <study>.md/.csv/.tex")
+    parser.add_argument("--cells", choices=["tables", "prior"], default="tables",
+                        help="compare every cell of the arms (tables) or only the learned prior's zero-step cells")
 
 
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
@@ -206,6 +217,7 @@ STAGES: dict[str, Stage] = {
                     _sample_args),
     "time-cells": Stage(_time_cells, "time every cell of one space, both arms back to back, repeated", _space_arg),
     "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
+    "autoencoder-floor": Stage(_autoencoder_floor, "FID of the autoencoder's test reconstructions (latent floor)"),
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
     "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",

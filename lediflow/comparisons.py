@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lediflow.paths import FIXED_GRID_SOLVERS
 from lediflow.tables import METRICS, PAPER_HEADLINES, Z95, plus_minus
 
 
@@ -101,7 +102,8 @@ def _arrays(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def _fixed_pairs(scores: pd.DataFrame):
-    fixed = scores[scores["steps"].notna()]
+    """Per space and fixed-grid solver: both arms' curves (zero-step prior cells and dopri5 are not on a grid)."""
+    fixed = scores[scores["solver"].isin(FIXED_GRID_SOLVERS)]
     for (space, solver), group in fixed.groupby(["space", "solver"]):
         base = group[group["prior"] == "gaussian"].sort_values("nfe")
         learned = group[group["prior"] == "learned"].sort_values("nfe")

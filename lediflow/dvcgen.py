@@ -70,7 +70,7 @@ def stages() -> dict[str, Any]:
         },
         "evaluate": {
             "cmd": "snakemake --cores all scores",
-            "deps": [f"{run}/samples", *CODE["evaluate"]],
+            "deps": [f"{run}/samples", t(paths.latents_dir(params)), *CODE["evaluate"]],  # + the autoencoder floor
             "params": ["run", "score"],
             "outs": [{t(paths.reference_dir(params)): persist}],
             "metrics": [{f"{run}/scores": {"cache": False, "persist": True}}],

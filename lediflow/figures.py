@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lediflow import artifacts  # noqa: E402
+from lediflow.paths import FIXED_GRID_SOLVERS, ZERO_STEP_SETTINGS  # noqa: E402
 from lediflow.tables import Z95  # noqa: E402
 
 STYLE = {"gaussian": {"color": "tab:blue", "label": "FM baseline (Gaussian)"},
@@ -41,12 +42,14 @@ def _errors(frame: pd.DataFrame, metric: str) -> np.ndarray | None:
     return Z95 * frame[column].fillna(0).to_numpy(float)
 
 
-def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid", floor: dict | None = None) -> list[Path]:
+def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid", floor: dict | None = None,
+                   autoencoder_floor: dict | None = None) -> list[Path]:
     """One figure per space: metric vs NFE (log x) with 95% bars, a panel per fixed-grid solver, dopri5 as
     markers, and the data floor (real images of the other split) as a dashed line."""
     out = []
     for space, by_space in scores.groupby("space"):
-        solvers = sorted(by_space.loc[by_space["steps"].notna(), "solver"].unique())
+        solvers = sorted(by_space.loc[by_space["solver"].isin(FIXED_GRID_SOLVERS), "solver"].unique())
+        zero_step = by_space[by_space["solver"].isin(ZERO_STEP_SETTINGS)]
         fig, axes = plt.subplots(1, max(1, len(solvers)), figsize=(4.2 * max(1, len(solvers)), 3.4), squeeze=False)
         for ax, solver in zip(axes[0], solvers):
             for prior, style in STYLE.items():
@@ -58,9 +61,15 @@ def quality_vs_nfe(scores: pd.DataFrame, folder: Path, metric: str = "fid", floo
                 if not adaptive.empty:
                     ax.errorbar(adaptive["nfe"], adaptive[metric], yerr=_errors(adaptive, metric), fmt="*",
                                 markersize=11, capsize=2, color=style["color"], label=f"{style['label']}, dopri5")
+            for (_, cell), dash in zip(zero_step.iterrows(), (":", "-.")):  # NFE 0 has no place on a log axis
+                ax.axhline(cell[metric], color=STYLE["learned"]["color"], linestyle=dash, linewidth=1,
+                           label=f"{cell['solver']} (learned prior alone, NFE 0)")
             if floor is not None and metric in floor:
                 ax.axhline(floor[metric], color="gray", linestyle="--", linewidth=1,
                            label=f"data floor ({floor['split']} vs reference)")
+            if space == "latent" and autoencoder_floor is not None and metric in autoencoder_floor:
+                ax.axhline(autoencoder_floor[metric], color="black", linestyle="--", linewidth=1,
+                           label="autoencoder floor (test reconstructions)")
             ax.set_xscale("log", base=2)
             ax.set_xlabel("NFE (velocity-network calls)")
             ax.set_ylabel(metric.upper().replace("_MEAN", ""))

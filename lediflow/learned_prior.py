@@ -60,7 +60,7 @@ class LearnedPrior:
         if self.sampler is None:
             return z0, 0
         result = solve(self.sampler, z0, self.sampler_solver, self.sampler_steps)
-        return result.x1, result.nfe
+        return self.sampler.from_standard(result.x1), result.nfe  # back from the standardised coordinates
 
     @torch.no_grad()
     def x0_from_z(self, z: torch.Tensor, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ from lediflow.errors import ConfigError
 
 FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 ADAPTIVE_SOLVERS = ("dopri5",)
+ZERO_STEP_SETTINGS = ("prior-x0", "prior-mean")  # the learned prior's own samples: NFE 0, no flow
 SPACES = ("pixel", "latent")
 PRIORS = ("gaussian", "learned")
 
@@ -70,9 +71,16 @@ def settings(params: Params, model: str | None = None) -> list[str]:
     """
     cfg = params["sample"]
     extra = cfg["baseline_extra_steps"] if model is not None and model.endswith("-gaussian") else {}
+    zero = list(ZERO_STEP_SETTINGS) if cfg["zero_step_cells"] and model is not None and model.endswith("-learned") \
+        else []
     fixed = [f"{solver}-{steps}" for solver in cfg["solvers"]
              for steps in sorted(set(cfg["steps"]) | set(extra.get(solver, [])))]
-    return fixed + [f"dopri5-{tol:g}" for tol in cfg["dopri5_tolerances"]]
+    return zero + fixed + [f"dopri5-{tol:g}" for tol in cfg["dopri5_tolerances"]]
+
+
+def solver_settings(params: Params, model: str) -> list[str]:
+    """The cells of `model` that run its flow (all but the zero-step cells)."""
+    return [s for s in settings(params, model) if s not in ZERO_STEP_SETTINGS]
 
 
 def flow_models(params: Params) -> list[str]:
@@ -82,6 +90,12 @@ def flow_models(params: Params) -> list[str]:
 def cells(params: Params) -> list[tuple[str, str]]:
     """Every (model, setting) pair the run samples and scores, and nothing else."""
     return [(model, setting) for model in flow_models(params) for setting in settings(params, model)]
+
+
+def zero_step_cells(params: Params) -> list[tuple[str, str]]:
+    """The learned prior's own cells (what a prior-only study scores): (flow-<space>-learned, prior-*)."""
+    return [(flow_name(space, "learned"), setting) for space in params["flow"]["spaces"]
+            for setting in ZERO_STEP_SETTINGS]
 
 
 def timing_file(params: Params, space: str) -> Path:
@@ -95,11 +109,14 @@ def training_metrics_file(params: Params, model: str) -> Path:
 
 
 def parse_setting(setting: str) -> tuple[str, int | None, float | None]:
-    """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05); anything else a one-line error."""
+    """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05); prior-x0 -> ("prior-x0", 0, None);
+    anything else a one-line error."""
+    if setting in ZERO_STEP_SETTINGS:
+        return setting, 0, None
     solver, _, budget = setting.partition("-")
     usage = (f"setting {setting!r} is not a solver cell; use <solver>-<steps> with solver one of "
              f"{', '.join(FIXED_GRID_SOLVERS)} and steps >= 1 (e.g. euler-8), or dopri5-<tolerance> with "
-             "0 < tolerance < 1 (e.g. dopri5-1e-05)")
+             "0 < tolerance < 1 (e.g. dopri5-1e-05), or prior-x0 / prior-mean (the learned prior alone, NFE 0)")
     try:
         if solver in ADAPTIVE_SOLVERS:
             tol = float(budget)
@@ -127,7 +144,10 @@ def check_cell(params: Params, model: str, setting: str) -> tuple[str, str, str,
     if model not in flow_models(params):
         raise ConfigError(f"model {model!r} is not trained by run {params['run']['name']!r} "
                           f"(flow.spaces x flow.priors gives {', '.join(flow_models(params))})")
-    return (space, prior, *parse_setting(setting))
+    cell = parse_setting(setting)
+    if setting in ZERO_STEP_SETTINGS and prior != "learned":
+        raise ConfigError(f"setting {setting!r} samples the learned prior; use it with a flow-<space>-learned model")
+    return (space, prior, *cell)
 
 
 def reference_dir(params: Params) -> Path:
@@ -150,6 +170,11 @@ def score_file(params: Params, model: str, setting: str) -> Path:
 def data_floor_file(params: Params) -> Path:
     """results/<run>/scores/data_floor.json: the second reference split scored like a cell (committed)."""
     return run_dir(params) / "scores" / "data_floor.json"
+
+
+def autoencoder_floor_file(params: Params) -> Path:
+    """results/<run>/scores/autoencoder_floor.json: reconstructed test images scored like a cell (committed)."""
+    return run_dir(params) / "scores" / "autoencoder_floor.json"
 
 
 def tables_dir(params: Params) -> Path:

@@ -53,6 +53,10 @@ class ImageSource:
     def slice(self, start: int, stop: int) -> torch.Tensor:
         return to_model_range(torch.from_numpy(np.array(self.images[start:stop])).to(self.device))
 
+    def sample_slice(self, start: int, stop: int, generator: torch.Generator) -> torch.Tensor:
+        """Images are deterministic: the same as slice (the interface LatentSource shares)."""
+        return self.slice(start, stop)
+
 
 class LatentSource:
     """Random batches of latents z ~ q(z | x) of one split, from the stored posterior mean and std."""
@@ -76,6 +80,11 @@ class LatentSource:
     def slice(self, start: int, stop: int) -> torch.Tensor:
         """Posterior means (the deterministic encoding) of a range of images."""
         return self.mean[start:stop]
+
+    def sample_slice(self, start: int, stop: int, generator: torch.Generator) -> torch.Tensor:
+        """One posterior sample per image of a range: the kind of latent the prior and the flow train on."""
+        eps = torch.randn(self.mean[start:stop].shape, generator=generator, device=generator.device).to(self.device)
+        return self.mean[start:stop] + self.std[start:stop] * eps
 
 
 def training_data(params: dict, space: str, split: str, device: torch.device) -> "ImageSource | LatentSource":

@@ -18,6 +18,7 @@ from torch import nn
 
 from lediflow import seeding
 from lediflow.learned_prior import LearnedPrior, per_sample_randn, sample_generators
+from lediflow.paths import ZERO_STEP_SETTINGS
 from lediflow.solvers import solve
 
 
@@ -40,7 +41,11 @@ class SampleBatch:
 def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Sequence[int], seed: int,
                  shape: Sequence[int], solver: str, steps: int | None, tol: float | None,
                  device: torch.device) -> SampleBatch:
-    """Images `indices` of the run: x0 ~ N(0, I) (prior None) or the learned prior, then solve to t=1."""
+    """Images `indices` of the run: x0 ~ N(0, I) (prior None) or the learned prior, then solve to t=1.
+
+    The zero-step solvers (prior-x0, prior-mean) stop before the flow: their image is the prior's x0 or its
+    mean mu_D(z), at NFE 0, and `flow_model` may be None.
+    """
     sync(device)
     started = time.perf_counter()
     gens = sample_generators(seed, seeding.STREAM_SAMPLE, indices, device)
@@ -51,6 +56,12 @@ def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Seq
         x0, sampler_nfe = draw.x0, draw.sampler_nfe
     sync(device)
     prior_done = time.perf_counter()
+    if solver in ZERO_STEP_SETTINGS:
+        if prior is None:
+            raise ValueError(f"{solver} needs the learned prior")
+        image = draw.x0 if solver == "prior-x0" else draw.mean  # PAPER.md 2.2: x0 ~ P_L(. | z), or its mean
+        return SampleBatch(image, 0, sampler_nfe, {"prior": prior_done - started, "flow": 0.0, "decode": 0.0},
+                           (0.0, 0.0))
     tolerance = {} if tol is None else {"rtol": tol, "atol": tol}
     result = solve(flow_model, x0, solver, steps, **tolerance)
     sync(device)

@@ -32,3 +32,4 @@ STREAM_TRAIN = 1
 STREAM_SAMPLE = 2
 STREAM_EVAL = 3
 STREAM_INIT = 4
+STREAM_STATS = 5  # draws that only estimate statistics (the latent sampler's standardisation)

@@ -97,6 +97,7 @@ def plus_minus(value: float, se: float, digits: int) -> str:
 
 
 def budget_label(steps: float, tol: float) -> str:
+    """'8 steps', 'tol 1e-05', or '0 steps' for the zero-step prior cells (the NFE-0 column)."""
     return f"{int(steps)} steps" if not pd.isna(steps) else f"tol {tol:g}"
 
 
@@ -121,11 +122,16 @@ def quality_vs_nfe(scores: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def data_floor_table(floor: dict) -> pd.DataFrame:
-    """One row: real images of the second split scored against the primary reference."""
-    return pd.DataFrame([{"images": f"{floor['num_samples']} {floor['split']} images", "fid": floor["fid"],
-                          "fid_ci": Z95 * floor["fid_se"], "kid_mean": floor["kid_mean"], "kid_ci": Z95 * floor["kid_se"],
-                          "mmd_inception": floor["mmd_inception"], "num_reference": floor["num_reference"]}])
+def data_floor_table(floor: dict, autoencoder: dict | None = None) -> pd.DataFrame:
+    """Real images of the second split scored against the primary reference (and, for latent runs, the
+    autoencoder's reconstructions of the same images: the latent flows' own floor)."""
+    rows = [(f"{floor['num_samples']} {floor['split']} images", floor)]
+    if autoencoder is not None:
+        rows.append((f"{autoencoder['num_samples']} {autoencoder['split']} images, autoencoder reconstructions",
+                     autoencoder))
+    return pd.DataFrame([{"images": label, "fid": f["fid"], "fid_ci": Z95 * f["fid_se"], "kid_mean": f["kid_mean"],
+                          "kid_ci": Z95 * f["kid_se"], "mmd_inception": f["mmd_inception"],
+                          "num_reference": f["num_reference"]} for label, f in rows])
 
 
 def write_table(frame: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:

@@ -21,7 +21,7 @@ def fake_run(root: Path, name: str, std_scale: float, fids: dict[str, float], pa
     # The params name exactly the cells written below (tables read those cells and nothing else).
     params = load_params([], [f"run.name={name}", f"prior.std_scale={std_scale}", "flow.spaces=[pixel]",
                               "flow.priors=[learned]", "sample.solvers=[euler]", f"sample.steps={steps}",
-                              "sample.dopri5_tolerances=[]"])
+                              "sample.dopri5_tolerances=[]", "sample.zero_step_cells=false"])
     run = root / name
     run.mkdir(parents=True)
     (run / "params.yaml").write_text(yaml.safe_dump(params))
@@ -96,3 +96,42 @@ def test_an_arm_whose_run_name_does_not_match_is_refused(tmp_path: Path, monkeyp
         {"budget": "budget.yaml", "arms_dir": ".", "out": "out", "studies": {"s": ["x", "y"]}}))
     with pytest.raises(LediflowError, match="run.name must be 'ablation-x'"):
         load_studies("studies.yaml")
+
+
+def test_a_prior_only_study_compares_the_zero_step_cells_and_the_sampler(tmp_path: Path):
+    runs = []
+    for name, loss, x0_fid, sampler_fid in (("ablation-p", "vgl", 170.0, 9.0), ("ablation-q", "nll", 120.0, 4.0)):
+        params = load_params([], [f"run.name={name}", f"prior.loss={loss}", "flow.spaces=[pixel]",
+                                  "flow.priors=[learned]"])
+        run = tmp_path / name
+        run.mkdir()
+        (run / "params.yaml").write_text(yaml.safe_dump(params))
+        for setting, fid in (("prior-x0", x0_fid), ("prior-mean", x0_fid / 2)):
+            score = {"setting": setting, "fid": fid, "kid_mean": fid / 1000, "cmmd": "unavailable",
+                     "mmd_inception": fid / 100, "num_samples": 1000,
+                     "sampling": {"space": "pixel", "prior": "learned", "solver": setting, "steps": 0, "tol": None,
+                                  "nfe": 0, "latent_sampler_nfe": 64, "seconds_per_image": {"total": 0.001}}}
+            path = run / "scores" / "flow-pixel-learned" / f"{setting}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(score))
+        report = run / "prior_report" / "pixel" / "report.json"
+        report.parent.mkdir(parents=True)
+        report.write_text(json.dumps({"mse_paired_x0": 0.2, "gaussian_over_paired": 8.0, "sampler_fid": sampler_fid}))
+        runs.append(run)
+    with pytest.raises(LediflowError, match="euler-1.json is missing"):  # no flow cells: a full comparison fails
+        compare_runs(runs)
+    long, wide = compare_runs(runs, cells="prior")
+    assert wide.loc["ablation-q", "differs"] == "prior.loss=nll"
+    assert wide.loc["ablation-q", "pixel prior-x0"].startswith("120.00 / ")
+    assert wide.loc["ablation-p", "sampler_fid"] == 9.0 and set(long["nfe"]) == {0}
+    spec = load_studies(REPO / "configs/prior_design/studies.yaml")
+    assert spec["target"] == "prior" and len(spec["studies"]["prior_design"]) == 9
+
+
+def test_a_study_target_must_be_known(tmp_path: Path):
+    spec = yaml.safe_load((REPO / "configs/prior_design/studies.yaml").read_text())
+    spec.update(target="flows", budget=str(REPO / spec["budget"]), arms_dir=str(REPO / spec["arms_dir"]))
+    bad = tmp_path / "studies.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    with pytest.raises(LediflowError, match="target 'flows' is not one of tables, prior"):
+        load_studies(bad)

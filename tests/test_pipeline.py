@@ -34,7 +34,7 @@ def smoke_overlay(tmp_path: Path) -> Path:
 
 EXPECTED_JOBS = {"prepare_data": 1, "train_autoencoder": 1, "encode_latents": 1, "train_prior": 2,
                  "train_latent_sampler": 2, "train_flow": 4, "reference_features": 1, "time_cells": 2,
-                 "tables": 1}
+                 "autoencoder_floor": 1, "tables": 1}
 
 
 def _job_counts(text: str) -> dict[str, int]:
@@ -46,9 +46,11 @@ def _job_counts(text: str) -> dict[str, int]:
     return counts
 
 
+# cells: 4 models x their shared settings + the baselines' extra Euler steps + 2 zero-step cells per learned model
 @pytest.mark.parametrize("configs, cells", [
-    ([], 4 * 9 + 2 * 2), (["configs/smoke.yaml"], 4 * 3 + 2),
-    (["configs/ffhq256.yaml"], 4 * 16), (["configs/afhq256.yaml"], 4 * 16), (["configs/lhq256.yaml"], 4 * 16),
+    ([], 4 * 9 + 2 * 2 + 2 * 2), (["configs/smoke.yaml"], 4 * 3 + 2 + 2 * 2),
+    (["configs/ffhq256.yaml"], 4 * 16 + 2 * 2), (["configs/afhq256.yaml"], 4 * 16 + 2 * 2),
+    (["configs/lhq256.yaml"], 4 * 16 + 2 * 2),
 ])
 def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
     # --configfile takes several files at once; repeating the flag would keep only the last.
@@ -214,8 +216,23 @@ def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(name, smoke_overlay
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result.stdout + result.stderr)
     assert counts["train_flow"] == 1 and counts["train_prior"] == 1 and "train_autoencoder" not in counts
-    assert counts["sample"] == counts["score"] == 2
+    assert counts["sample"] == counts["score"] == 2 + 2  # euler 1 and 4, and the zero-step prior cells
     assert ("train_latent_sampler" in counts) == (name != "latent_sampler_gaussian")
+
+
+def test_the_prior_design_study_plans_nine_arms_that_train_no_flow(smoke_overlay):
+    result = snakemake("-s", "workflow/ablations.smk", "-n", "-p", "--forceall", "--config",
+                       "studies=configs/prior_design/studies.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result.stdout + result.stderr)
+    assert counts["arm"] == 9 and counts["study"] == 1
+    assert "snakemake prior_cells" in result.stdout + result.stderr
+    arm = snakemake("prior_cells", "-n", "--configfile", "configs/prior_design/budget.yaml",
+                    "configs/prior_design/prior_nll_kl1e-2.yaml", str(smoke_overlay))
+    assert arm.returncode == 0, arm.stderr
+    counts = _job_counts(arm.stdout + arm.stderr)
+    assert "train_flow" not in counts and counts["train_prior"] == counts["train_latent_sampler"] == 1
+    assert counts["sample"] == counts["score"] == 2 and counts["prior_report"] == 1
 
 
 def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():

@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 
-from lediflow import flow, paths
+from lediflow import flow, paths, seeding
+from lediflow.config import load_params
 from lediflow.editing import euler_inpaint, mask_for, slerp
-from lediflow.learned_prior import LearnedPrior
+from lediflow.errors import ConfigError
+from lediflow.learned_prior import LearnedPrior, sample_generators
 from lediflow.models.auxiliary import AuxiliaryModel
 from lediflow.models.dit import build_dit
 from lediflow.models.latent_mlp import LatentVelocityMLP
@@ -176,3 +178,57 @@ def test_settings_round_trip_through_names():
         solver, steps, tol = paths.parse_setting(name)
         rebuilt = f"{solver}-{steps}" if steps is not None else f"dopri5-{tol:g}"
         assert rebuilt == name
+
+
+def test_zero_step_cells_are_the_prior_alone_at_nfe_0():
+    aux, sampler, _ = _tiny_models()
+    prior = LearnedPrior(aux, sampler, "midpoint", 4, 1.0)
+    device = torch.device("cpu")
+    idx = list(range(6))
+    x0 = sample_batch(None, prior, idx, 5, (1, 16, 16), "prior-x0", 0, None, device)
+    mean = sample_batch(None, prior, idx, 5, (1, 16, 16), "prior-mean", 0, None, device)
+    draw = prior.draw(sample_generators(5, seeding.STREAM_SAMPLE, idx, device), device)
+    assert x0.nfe == mean.nfe == 0 and x0.sampler_nfe == 8  # 4 midpoint steps of the latent sampler
+    assert torch.equal(x0.images, draw.x0) and torch.equal(mean.images, draw.mean)
+    # The same x0 a flow cell starts from: the NFE-0 column is the left end of every learned curve.
+    dit = _tiny_models()[2]
+    assert not torch.equal(sample_batch(dit, prior, idx, 5, (1, 16, 16), "euler", 1, None, device).images, x0.images)
+    assert paths.parse_setting("prior-mean") == ("prior-mean", 0, None)
+    settings = paths.settings(load_params(["configs/smoke.yaml"]), "flow-pixel-learned")
+    assert settings[:2] == ["prior-x0", "prior-mean"]
+    assert "prior-x0" not in paths.settings(load_params(["configs/smoke.yaml"]), "flow-pixel-gaussian")
+    with pytest.raises(ConfigError, match="samples the learned prior"):
+        paths.check_cell(load_params(["configs/smoke.yaml"]), "flow-pixel-gaussian", "prior-x0")
+
+
+def test_latent_sampler_standardisation_round_trips_and_matches_the_aggregate_posterior():
+    from lediflow.stages.prior import aggregate_statistics
+
+    gen = torch.Generator().manual_seed(0)
+    mu = 3.0 + 2.0 * torch.randn(4000, 8, generator=gen, dtype=torch.float64)
+    logvar = torch.full_like(mu, math.log(0.25))
+    shift, scale = aggregate_statistics(mu, logvar)
+    z = mu + 0.5 * torch.randn(mu.shape, generator=gen, dtype=torch.float64)  # one draw of the mixture
+    assert torch.allclose(shift, z.mean(0), atol=0.15) and torch.allclose(scale, z.std(0), atol=0.1)
+    assert torch.allclose(scale, torch.full((8,), math.sqrt(4.0 + 0.25), dtype=torch.float64), atol=0.15)
+    sampler = LatentVelocityMLP(8, 32, 2, standardize=True).double()
+    sampler.set_statistics(shift, scale)
+    assert torch.allclose(sampler.from_standard(sampler.to_standard(z)), z, rtol=0, atol=1e-12)
+    standard = sampler.to_standard(z)
+    assert standard.mean().abs() < 0.05 and (standard.std() - 1).abs() < 0.05
+    # The statistics travel with the weights (buffers), and an old sampler without them still loads.
+    from lediflow.checkpoint import build_model
+
+    rebuilt = build_model("latent_mlp", sampler.arch).double()
+    rebuilt.load_state_dict(sampler.state_dict())
+    assert torch.equal(rebuilt.z_shift, shift) and torch.equal(rebuilt.z_scale, scale)
+    assert not build_model("latent_mlp", {"z_dim": 8, "hidden": 32, "depth": 2}).standardize
+    # LearnedPrior.sample_z returns z in the data's coordinates: undone after the solve.
+    aux = AuxiliaryModel(16, 1, 8, [8, 16]).eval()
+    prior = LearnedPrior(aux, sampler.float().eval(), "euler", 1, 1.0)
+    with torch.no_grad():
+        for p in sampler.parameters():
+            p.zero_()  # v = 0: the sampler's z(1) = z(0) ~ N(0, I) in standard coordinates
+    z1, _ = prior.sample_z(sample_generators(0, seeding.STREAM_SAMPLE, range(4000), torch.device("cpu")),
+                           torch.device("cpu"))
+    assert torch.allclose(z1.mean(0).double(), shift, atol=0.15)

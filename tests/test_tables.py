@@ -109,3 +109,22 @@ def test_quality_vs_nfe_has_plain_columns_and_error_bars():
     assert table.iloc[0]["1 steps"].startswith(f"80.0 ± {Z95:.1f} / 0.8000 ± 0.0196")
     no_bars = tables.quality_vs_nfe(scores.assign(fid_se=math.nan, kid_se=math.nan))
     assert no_bars.iloc[0]["1 steps"].startswith("80.0 / 0.8000 (NFE 1")
+
+
+def test_zero_step_prior_cells_fill_the_nfe_0_column_and_stay_out_of_the_comparisons(tmp_path):
+    scores = _scores([80.0, 50.0, 30.0, 20.0], [40.0, 25.0, 15.0, 12.0], se=0.5)
+    prior = [{"space": "pixel", "prior": "learned", "solver": solver, "steps": 0, "tol": None, "nfe": 0.0,
+              "ms_per_image": 0.5, "fid": fid, "fid_se": 0.5, "kid_mean": fid / 100, "kid_se": 0.005,
+              "cmmd": math.nan, "mmd_inception": fid / 10} for solver, fid in (("prior-x0", 95.0), ("prior-mean", 5.0))]
+    with_prior = pd.concat([scores, pd.DataFrame(prior)], ignore_index=True)
+    table = tables.quality_vs_nfe(with_prior)
+    assert list(table.columns[3:]) == ["0 steps", "1 steps", "2 steps", "4 steps", "8 steps"]
+    x0_row = table[table["solver"] == "prior-x0"].iloc[0]
+    assert x0_row["0 steps"].startswith("95.0 ± 1.0") and "(NFE 0," in x0_row["0 steps"] and x0_row["1 steps"] == ""
+    # A prior-mean FID of 5 would beat every flow cell: were it on the grid it would set the speedup.
+    pd.testing.assert_frame_equal(comparisons.speedup(with_prior), comparisons.speedup(scores))
+    pd.testing.assert_frame_equal(comparisons.quality_ratio(with_prior), comparisons.quality_ratio(scores))
+    pd.testing.assert_frame_equal(comparisons.cost_ratio(with_prior), comparisons.cost_ratio(scores))
+    from lediflow import figures
+
+    assert figures.quality_vs_nfe(with_prior, tmp_path)  # drawn as NFE-0 lines, not points on the log axis

@@ -17,7 +17,15 @@ except LediflowError as exc:
     sys.exit(f"lediflow: error: {exc}")
 
 
+# What each arm runs: its whole chain to the tables, or (target: prior) only the learned prior, scored at NFE 0.
+TARGET = SPEC["target"]
+INNER = {"tables": "tables models", "prior": "prior_cells"}[TARGET]
+
+
 def arm_table(arm):
+    """The file that marks an arm finished."""
+    if TARGET == "prior":
+        return f"{RESULTS}/ablation-{arm}/scores/flow-pixel-learned/prior-mean.json"
     return f"{RESULTS}/ablation-{arm}/tables/scores_long.csv"
 
 
@@ -40,7 +48,7 @@ rule arm:
         f"{RESULTS}/ablations/logs/{{arm}}.log",
     threads: workflow.cores
     shell:
-        "snakemake tables models --cores {threads} --nolock "
+        f"snakemake {INNER} --cores {{threads}} --nolock "
         "--configfile {input.params} {input.budget} {input.arm} > {log} 2>&1"
 
 
@@ -54,5 +62,6 @@ rule study:
     params:
         runs=lambda wc: " ".join(f"{RESULTS}/ablation-{arm}" for arm in SPEC["studies"][wc.study]),
         out=SPEC["out"],
+        cells=TARGET,
     shell:
-        "lediflow compare-runs --study {wildcards.study} --out {params.out} --runs {params.runs}"
+        "lediflow compare-runs --study {wildcards.study} --out {params.out} --cells {params.cells} --runs {params.runs}"

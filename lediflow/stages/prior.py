@@ -50,14 +50,24 @@ def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> 
 
 
 @torch.no_grad()
-def encode_posteriors(prior: AuxiliaryModel, data: ImageSource | LatentSource, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu_E, logvar_E) of every training image, computed once for the latent sampler."""
+def encode_posteriors(prior: AuxiliaryModel, data: ImageSource | LatentSource, generator: torch.Generator,
+                      batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu_E, logvar_E) of every training image; in latent space of one posterior sample of each image's
+    latent (what the prior and the flow train on), in pixel space of the image itself."""
     mus, logvars = [], []
     for start in range(0, len(data), batch):
-        mu, logvar = prior.encode(data.slice(start, min(len(data), start + batch)))
+        mu, logvar = prior.encode(data.sample_slice(start, min(len(data), start + batch), generator))
         mus.append(mu)
         logvars.append(logvar)
     return torch.cat(mus), torch.cat(logvars)
+
+
+def aggregate_statistics(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std of the aggregate posterior (1/N) sum_i q(z | y_i) = N(mu_i, sigma_i^2):
+    E z = mean_i mu_i, Var z = mean_i (mu_i^2 + sigma_i^2) - (E z)^2 (law of total variance)."""
+    shift = mu.mean(0)
+    var = (mu.square() + logvar.exp()).mean(0) - shift.square()
+    return shift, var.clamp_min(1e-12).sqrt()
 
 
 def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = True) -> dict:
@@ -67,14 +77,26 @@ def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = 
     cfg, train_cfg = params["latent_sampler"], TrainConfig.from_params(params["latent_sampler"]["train"])
     prior_dir = paths.model_dir(params, paths.prior_name(space))
     prior = load_model(prior_dir, device)
-    mu, logvar = encode_posteriors(prior, training_data(params, space, "train", device))
+    data = training_data(params, space, "train", device)
+    stats_gen = seeding.generator(device, params["run"]["seed"], seeding.STREAM_STATS)
+    mu, logvar = encode_posteriors(prior, data, stats_gen)
     seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
-    model = LatentVelocityMLP(prior.z_dim, cfg["hidden"], cfg["depth"])
+    model = LatentVelocityMLP(prior.z_dim, cfg["hidden"], cfg["depth"], cfg["standardize"])
+    if cfg["standardize"]:
+        model.set_statistics(*aggregate_statistics(mu, logvar))
     per_rank = train_cfg.batch_size // world()[1]
 
+    def posterior_batch(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if space == "pixel":  # images are fixed: their posteriors are encoded once, above
+            idx = torch.randint(len(mu), (per_rank,), generator=gen, device=device)
+            return mu[idx], logvar[idx]
+        with torch.no_grad():  # latents are posterior samples drawn afresh, as the prior and the flow see them
+            return prior.encode(data.batch(gen, per_rank))
+
     def loss_fn(net: torch.nn.Module, gen: torch.Generator):
-        idx = torch.randint(len(mu), (per_rank,), generator=gen, device=device)
-        z1 = reparameterize(mu[idx], logvar[idx], torch.randn(mu[idx].shape, generator=gen, device=device))
+        mu_b, logvar_b = posterior_batch(gen)
+        z1 = reparameterize(mu_b, logvar_b, torch.randn(mu_b.shape, generator=gen, device=device))
+        z1 = model.to_standard(z1)  # z ~ aggregate posterior, in the sampler's coordinates
         z0 = torch.randn(z1.shape, generator=gen, device=device)
         t = sample_time(per_rank, gen, device)
         return flow_matching_loss(net, z0, z1, t).total, {}

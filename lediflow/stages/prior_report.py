@@ -3,23 +3,69 @@
 Measures the mean squared distance per pixel ||x0 - x1||^2 of the paired
 learned coupling (z ~ q(z|y) of the same test image) against the Gaussian
 coupling, and draws a grid: real | mu_D(z) paired | x0 paired | mu_D(z) and
-x0 with z from the latent sampler.
+x0 with z from the latent sampler. The latent sampler is scored on its own: the
+FID of mu_D(z), z from the sampler, against mu_D(z), z from test posteriors.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
+import numpy as np
 import torch
 
 from lediflow import artifacts, paths, seeding
 from lediflow.config import Params
+from lediflow.data import cache_dir
+from lediflow.metrics.bootstrap import bootstrap
+from lediflow.metrics.inception import InceptionFeatures, resolve_weights
+from lediflow.metrics.mmd import fid_from_features
 from lediflow.learned_prior import LearnedPrior, per_sample_randn, sample_generators
 from lediflow.prior import reparameterize
-from lediflow.runtime import resolve_device, training_data
+from lediflow.runtime import ImageSource, LatentSource, resolve_device, to_uint8, training_data
 from lediflow.stages.sample import load_decoder
 from lediflow.stages.common import file_hash
 from lediflow.images import save_grid
 
 GRID_COLUMNS = 16
+FIDELITY_BATCH = 250
+
+
+@torch.no_grad()
+def _decoded_means(prior: LearnedPrior, z_batches: Iterator[torch.Tensor], show: Callable) -> np.ndarray:
+    """uint8 images of mu_D(z) (decoded by the autoencoder in latent space), batch by batch."""
+    return np.concatenate([to_uint8(show(prior.auxiliary.decode(z)[0])).cpu().numpy() for z in z_batches])
+
+
+@torch.no_grad()
+def sampler_fidelity(params: Params, prior: LearnedPrior, test: ImageSource | LatentSource, show: Callable,
+                     device: torch.device) -> dict:
+    """FID of mu_D(z), z from the latent sampler, against mu_D(z), z ~ q(z | y) of real test images.
+
+    Both sides go through the same decoder, so the distance isolates the latent sampler: 0 for a sampler that
+    reproduces the aggregate posterior exactly (PAPER.md 2.2).
+    """
+    seed, count = params["run"]["seed"], min(params["prior"]["fidelity_images"], len(test))
+    starts = range(0, count, FIDELITY_BATCH)
+
+    def posterior_z(start: int) -> torch.Tensor:
+        stop = min(count, start + FIDELITY_BATCH)
+        gens = sample_generators(seed, seeding.STREAM_EVAL, range(start, stop), device, salt=2)
+        mu, logvar = prior.auxiliary.encode(test.sample_slice(start, stop, gens[0]))
+        return reparameterize(mu, logvar, per_sample_randn((mu.shape[1],), gens, device))
+
+    def sampler_z(start: int) -> torch.Tensor:
+        stop = min(count, start + FIDELITY_BATCH)
+        return prior.sample_z(sample_generators(seed, seeding.STREAM_EVAL, range(start, stop), device, salt=3),
+                              device)[0]
+
+    real = _decoded_means(prior, (posterior_z(s) for s in starts), show)
+    drawn = _decoded_means(prior, (sampler_z(s) for s in starts), show)
+    inception = InceptionFeatures(resolve_weights(params["score"]["inception_weights"], cache_dir(params)), device)
+    batch = params["score"]["batch_size"]
+    a, b = inception(drawn, batch), inception(real, batch)
+    errors = bootstrap(a, b, params["score"]["bootstrap_resamples"], seed)
+    return {"sampler_fid": fid_from_features(a, b), "sampler_fid_se": errors.fid_se, "sampler_fid_images": count}
 
 
 @torch.no_grad()
@@ -54,6 +100,7 @@ def prior_report(params: Params, space: str = "pixel") -> dict:
         "latent_sampler_nfe": drawn.sampler_nfe,
     }
     report["gaussian_over_paired"] = report["mse_gaussian_x0"] / report["mse_paired_x0"]
+    report.update(sampler_fidelity(params, prior, test, show, device))
     folder = paths.prior_report_dir(params, space)
     with artifacts.staged_dir(folder) as stage:
         rows = [show(r) for r in (y[:columns], mean_paired[:columns], x0_paired[:columns], drawn.mean, drawn.x0)]

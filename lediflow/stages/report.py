@@ -40,7 +40,9 @@ CAPTIONS = {
                   "'geomean': geometric mean over the defined cells.",
     "headline": "The paper's headline claims beside this run's measurements (definitions in the other captions).",
     "data_floor": "The data floor: real images of the second reference split scored against the primary "
-                  "reference like a cell (same sample count, same bootstrap); no model can be expected below it.",
+                  "reference like a cell (same sample count, same bootstrap); no model can be expected below it. "
+                  "Runs with latent flows add the autoencoder floor: the same test images encoded and decoded "
+                  "(posterior mean) by the run's autoencoder, the best any latent flow can reach.",
 }
 SECOND = " Same cells and definitions, scored against the second reference split ({split}) instead of {primary}."
 
@@ -78,14 +80,21 @@ def _data_floor(params: Params) -> dict | None:
     return tables.read_json(path, "run `lediflow reference-features`") if path.is_file() else None
 
 
+def _autoencoder_floor(params: Params) -> dict | None:
+    path = paths.autoencoder_floor_file(params)
+    if "latent" not in params["flow"]["spaces"] or not path.is_file():  # runs made before the stage have none
+        return None
+    return tables.read_json(path, "run `lediflow autoencoder-floor`")
+
+
 def make_tables(params: Params) -> dict:
     run = paths.run_dir(params)
     scores = tables.load_scores(params)
     made = _comparison_tables(scores)
     made["headline"] = comparisons.headline(made["speedup"], made["quality_ratio"], made["cost_ratio"])
-    floor = _data_floor(params)
+    floor, ae_floor = _data_floor(params), _autoencoder_floor(params)
     if floor is not None:
-        made["data_floor"] = tables.data_floor_table(floor)
+        made["data_floor"] = tables.data_floor_table(floor, ae_floor)
     table_dir, figure_dir = paths.tables_dir(params), paths.figures_dir(params)
     _write(made, table_dir, CAPTIONS)
     # Long format for DVC plots and for anyone re-plotting.
@@ -97,7 +106,7 @@ def make_tables(params: Params) -> dict:
                        for name, frame in _comparison_tables(tables.on_second_reference(scores)).items()}
         _write(second_made, table_dir, {f"{n}_{second}_reference": CAPTIONS[n] + extra for n in COMPARISONS})
         made.update(second_made)
-    figures.quality_vs_nfe(scores, figure_dir, floor=floor)
+    figures.quality_vs_nfe(scores, figure_dir, floor=floor, autoencoder_floor=ae_floor)
     for model in paths.flow_models(params):
         figures.sample_strip(run / "samples", model, paths.settings(params, model), figure_dir)
     sync_training_metrics(params)

@@ -53,11 +53,13 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
     space, prior_kind, solver, steps, tol = paths.check_cell(params, model, setting)
     device = resolve_device(params["run"]["device"])
     cfg, seed = params["sample"], params["run"]["seed"]
-    flow_dir = paths.model_dir(params, model)
-    flow_model = load_model(flow_dir, device)
+    zero_step = setting in paths.ZERO_STEP_SETTINGS
     prior = load_source(params, space, prior_kind, device)
+    # A zero-step cell draws from the prior alone: no flow is loaded (or needs to exist yet).
+    weights_dir = paths.model_dir(params, paths.prior_name(space) if zero_step else model)
+    flow_model = None if zero_step else load_model(weights_dir, device)
     codec = load_decoder(params, space, device)
-    arch = flow_model.arch
+    arch = prior.auxiliary.arch if zero_step else flow_model.arch
     shape = (arch["channels"], arch["resolution"], arch["resolution"])
     count, batch = cfg["num_samples"], cfg["batch_size"]
     image_shape = artifacts.read_manifest(paths.data_dir(params), "run `lediflow prepare-data` (or snakemake) first")["shape"]
@@ -85,7 +87,7 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
         "latent_sampler_nfe": float(np.mean(sampler_nfe)),
         "t_range": [t_lo, t_hi],  # the times the velocity network was called at (inside [0, 1])
         "seconds_per_image": {k: v / count for k, v in seconds.items()},
-        "device": device_name(device), "checkpoint_sha256": file_hash(flow_dir / "model.safetensors"),
+        "device": device_name(device), "checkpoint_sha256": file_hash(weights_dir / "model.safetensors"),
     }
     record["seconds_per_image"]["total"] = sum(record["seconds_per_image"].values())
     folder = paths.sample_dir(params, model, setting)

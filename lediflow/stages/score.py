@@ -139,6 +139,41 @@ def _load_reference(params: Params) -> dict:
     return reference
 
 
+@torch.no_grad()
+def autoencoder_floor(params: Params) -> dict:
+    """The autoencoder floor: its reconstructions of the data floor's test images, scored like a cell.
+
+    Every latent flow decodes through this autoencoder, so no latent cell can be expected below this FID;
+    beside the data floor it says how much of a latent flow's distance is the autoencoder's.
+    """
+    from lediflow.autoencoder import LatentCodec
+    from lediflow.runtime import to_model_range, to_uint8
+
+    cfg, device = params["score"], resolve_device(params["run"]["device"])
+    reference = _load_reference(params)
+    split = "test"
+    images = load_split(paths.data_dir(params), split)
+    count = min(params["sample"]["num_samples"], len(images))
+    codec = LatentCodec.load(paths.latents_dir(params), device)
+    recon = np.empty((count, *images.shape[1:]), dtype=np.uint8)
+    for start in range(0, count, params["sample"]["batch_size"]):
+        stop = min(count, start + params["sample"]["batch_size"])
+        x = to_model_range(torch.from_numpy(np.array(images[start:stop])).to(device))
+        mean, _ = codec.encode(x)  # the posterior mean: the autoencoder's own best reconstruction
+        recon[start:stop] = to_uint8(codec.decode(mean)).cpu().numpy()
+    inception = _inception(params, device)
+    if inception.provenance().get("sha256") != reference["inception"].get("sha256"):
+        raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
+    primary = cfg["reference_split"]
+    feats = inception(recon, cfg["batch_size"])
+    real = torch.from_numpy(_reference_array(paths.reference_dir(params) / f"inception-{primary}.npy"))
+    psnr = 10 * np.log10(255.0 ** 2 / np.mean((recon.astype(np.float64) - images[:count]) ** 2))
+    result = {"split": split, "num_samples": count, "reference_split": primary, "psnr_db": float(psnr),
+              **against(feats, real, cfg, params["run"]["seed"])}
+    artifacts.write_json_atomic(paths.autoencoder_floor_file(params), result)
+    return result
+
+
 def score(params: Params, model: str, setting: str) -> dict:
     paths.check_cell(params, model, setting)
     cfg = params["score"]

@@ -45,7 +45,7 @@ def time_cells(params: Params, space: str) -> dict:
         arch = flow_model.arch
         arms[model] = {"flow": flow_model, "prior": load_source(params, space, prior, device), "codec": codec,
                        "shape": (arch["channels"], arch["resolution"], arch["resolution"]),
-                       "settings": paths.settings(params, model),
+                       "settings": paths.solver_settings(params, model),
                        "sha256": file_hash(paths.model_dir(params, model) / "model.safetensors")}
     indices = list(range(cfg["timing_images"]))
     every = list(dict.fromkeys(s for arm in arms.values() for s in arm["settings"]))

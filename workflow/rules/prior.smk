@@ -56,6 +56,8 @@ rule prior_report:
     params:
         prior=PARAMS["prior"],
         latent_sampler=PARAMS["latent_sampler"],
+        # the latent sampler's FID uses the scorer's Inception and bootstrap
+        score={k: PARAMS["score"][k] for k in ("inception_weights", "batch_size", "bootstrap_resamples")},
     benchmark:
         f"{RUN_DIR}/benchmarks/prior_report-{{space}}.tsv",
     log:

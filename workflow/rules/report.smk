@@ -15,6 +15,7 @@ rule tables:
         rules.scores.input,
         rules.reference_features.output,
         expand(rules.time_cells.output[0], space=PARAMS["flow"]["spaces"]),
+        rules.autoencoder_floor.output if "latent" in PARAMS["flow"]["spaces"] else [],
     output:
         quality=report(f"{paths.tables_dir(PARAMS)}/quality_vs_nfe.csv", caption="../report/quality_vs_nfe.rst",
                        category="Tables"),

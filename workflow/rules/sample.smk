@@ -5,9 +5,11 @@ SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
 
 
 def source_inputs(wildcards):
-    """The flow model, the models its x0 comes from (learned prior), and the decoder (latent space)."""
+    """The flow model (not for a zero-step cell), the models its x0 comes from (learned prior), and the
+    decoder (latent space)."""
     space, prior = paths.parse_flow_name(wildcards.model)
-    inputs = {"flow": model_files(wildcards.model)["model"]}
+    zero_step = getattr(wildcards, "setting", None) in paths.ZERO_STEP_SETTINGS
+    inputs = {} if zero_step else {"flow": model_files(wildcards.model)["model"]}
     if prior == "learned":
         inputs["prior"] = learned_prior_inputs(space)
     if space == "latent":
@@ -17,7 +19,7 @@ def source_inputs(wildcards):
 
 wildcard_constraints:
     model="flow-(pixel|latent)-(gaussian|learned)",
-    setting=r"(euler|midpoint|heun3|rk4)-\d+|dopri5-[0-9.e+-]+",
+    setting=r"(euler|midpoint|heun3|rk4)-\d+|dopri5-[0-9.e+-]+|prior-(x0|mean)",
 
 
 rule sample:
@@ -57,7 +59,8 @@ rule time_cells:
         f"{RUN_DIR}/timing/{{space}}.json",
     params:
         timing={k: PARAMS["sample"][k] for k in ("timing_images", "timing_repeats")},
-        settings=lambda wc: {m: paths.settings(PARAMS, m) for m in paths.flow_models(PARAMS) if f"-{wc.space}-" in m},
+        settings=lambda wc: {m: paths.solver_settings(PARAMS, m) for m in paths.flow_models(PARAMS)
+                             if f"-{wc.space}-" in m},
     # All cores, one job at a time: nothing else may share the CPU while it is timed.
     threads: workflow.cores
     benchmark:

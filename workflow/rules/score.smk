@@ -30,6 +30,26 @@ rule reference_features:
         lediflow_cmd("reference-features") + " > {log} 2>&1"
 
 
+rule autoencoder_floor:
+    # The best a latent flow can reach: the autoencoder's reconstructions scored like a cell. Its own rule
+    # (not encode-latents) so that a scoring change never invalidates the latents every latent model trains on.
+    input:
+        norm=rules.encode_latents.output.norm,
+        reference=rules.reference_features.output.info,
+    output:
+        str(paths.autoencoder_floor_file(PARAMS)),
+    params:
+        score={k: PARAMS["score"][k] for k in REFERENCE_KEYS},
+        sample={k: PARAMS["sample"][k] for k in ("num_samples", "batch_size")},
+    threads: 1
+    benchmark:
+        bench_file("autoencoder_floor"),
+    log:
+        log_file("autoencoder_floor"),
+    shell:
+        lediflow_cmd("autoencoder-floor") + " > {log} 2>&1"
+
+
 rule score:
     input:
         samples=rules.sample.output.samples,
@@ -52,3 +72,4 @@ rule scores:
     # Every cell of the sweep scored (the DVC "evaluate" stage's target).
     input:
         [rules.score.output[0].format(model=model, setting=setting) for model, setting in paths.cells(PARAMS)],
+        rules.autoencoder_floor.output if "latent" in PARAMS["flow"]["spaces"] else [],
