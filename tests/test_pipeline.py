@@ -81,7 +81,9 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
     cell = ("--model", "flow-pixel-learned", "--setting", "euler-4")
     cases = [  # (file, how, the stage that reads it)
         (run / "samples" / "flow-pixel-learned" / "euler-4" / "samples.npy", "truncate", ["score", *cell]),
-        (run / "reference" / "inception-train.npy", "flip", ["score", *cell]),
+        # another cell: the first case's samples are gone, and the reader would stop at them
+        (run / "reference" / "inception-train.npy", "flip",
+         ["score", "--model", "flow-latent-gaussian", "--setting", "euler-1"]),
         (run / "models" / "flow-pixel-learned" / "model.safetensors", "flip", ["sample", *cell]),
         (run / "scores" / "flow-pixel-gaussian" / "euler-1.json", "json", ["tables"]),
     ]
