@@ -2,14 +2,27 @@
 # validation, rule files, and the final targets.
 #   snakemake --cores all                                  # params.yaml
 #   snakemake --cores all --configfile configs/smoke.yaml  # CI smoke run
+from lediflow import runlock
 from lediflow.workflow import resolve_config
 
 configfile: "params.yaml"
 
-# Validate (exit 2 with one line on a bad key) and fill schema defaults; the
-# resolved params are written to results/<run>/params.yaml, and every rule's
-# CLI call reads that file, so Snakemake and the CLI see the same values.
-PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config)
+# Validate (exit 2 with one line on a bad key or a geometry that cannot be built) and fill schema
+# defaults. Parsing writes nothing; onstart (a real execution, under Snakemake's lock) writes the
+# resolved params to results/<run>/params.yaml, which every rule's CLI call reads.
+PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config, workflow.config_settings.overwrite_config, workflow.configfiles)
+
+
+onstart:
+    runlock.begin(PARAMS)
+
+
+onsuccess:
+    runlock.end(PARAMS)
+
+
+onerror:
+    runlock.end(PARAMS)
 
 
 include: "workflow/rules/common.smk"

@@ -23,7 +23,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from lediflow.errors import LediflowError
+
 MANIFEST = "manifest.json"
+DAMAGED_SUFFIX = ".damaged"
+# Above this size a file is checked by its byte count only: hashing a 13 GB image array on every
+# load would cost more than the stage (truncation, the common damage, changes the count).
+HASH_LIMIT_BYTES = 1 << 30
 
 
 def _default_mode(directory: bool) -> int:
@@ -43,22 +49,36 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
+def _new_parents(folder: Path) -> Iterator[None]:
+    """mkdir -p `folder`; if the block fails, remove the folders it created (a failed stage leaves no empty tree)."""
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if still empty
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only on success."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(directory=False))
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with _new_parents(final.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        os.chmod(tmp_path, _default_mode(directory=False))
+        try:
+            yield tmp_path
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp_path, final)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 def write_text_atomic(final: str | Path, text: str) -> None:
@@ -79,21 +99,21 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     folder is in place.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    os.chmod(stage, _default_mode(directory=True))
-    try:
-        yield stage
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.replace(final, old / final.name)
-        os.replace(stage, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+    with _new_parents(final.parent):
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        os.chmod(stage, _default_mode(directory=True))
+        try:
+            yield stage
+            old = None
+            if final.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+                os.replace(final, old / final.name)
+            os.replace(stage, final)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
 
 
 def package_versions() -> dict[str, str]:
@@ -138,8 +158,69 @@ def write_manifest(folder: str | Path, stage: str, params: dict[str, Any], **kwa
     return manifest
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / MANIFEST).read_text())
+def read_manifest(folder: str | Path, rebuild: str = "") -> dict[str, Any]:
+    return read_json(Path(folder) / MANIFEST, rebuild)
+
+
+def quarantine(path: str | Path, why: str) -> LediflowError:
+    """Move a damaged artifact aside (kept as <name>.damaged) so Snakemake sees it missing and rebuilds it."""
+    path = Path(path)
+    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    os.replace(path, aside)
+    return LediflowError(f"{path} is damaged ({why}); moved it to {aside.name} - run snakemake again and it "
+                         "rebuilds the file (or rerun the stage that wrote it)")
+
+
+def _missing(path: Path, rebuild: str) -> LediflowError:
+    return LediflowError(f"{path} is missing; {rebuild or 'run snakemake (it builds it) first'}")
+
+
+def read_json(path: str | Path, rebuild: str = "") -> Any:
+    """A JSON artifact; missing or unparsable -> one line (a damaged one is moved aside for a rebuild)."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path, rebuild)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise quarantine(path, "not valid JSON") from None
+
+
+def _manifest_entry(path: Path, levels: int = 3) -> dict[str, Any] | None:
+    """The manifest entry that describes `path` (its folder's manifest, or one up to `levels` folders up)."""
+    for folder in list(path.parents)[:levels]:
+        if (folder / MANIFEST).is_file():
+            entry = read_manifest(folder).get("files", {}).get(path.relative_to(folder).as_posix())
+            if entry is not None:
+                return entry
+    return None
+
+
+def verify_file(path: str | Path, rebuild: str = "") -> Path:
+    """`path`, after checking it against the sha256 (byte count above HASH_LIMIT_BYTES) its manifest records."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path, rebuild)
+    entry = _manifest_entry(path)
+    if entry is None:
+        return path  # written by hand or by an older version: nothing to compare with
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise quarantine(path, f"{size} bytes where its manifest records {entry['bytes']}")
+    if size <= HASH_LIMIT_BYTES and sha256_file(path) != entry["sha256"]:
+        raise quarantine(path, "its sha256 differs from the one its manifest records")
+    return path
+
+
+def load_npy(path: str | Path, rebuild: str = "", mmap: bool = True) -> Any:
+    """np.load of a verified .npy artifact; one line (and a rebuild) when it is damaged."""
+    import numpy as np
+
+    path = verify_file(path, rebuild)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError):
+        raise quarantine(path, "not a readable .npy array") from None
 
 
 def verify_manifest(folder: str | Path) -> list[str]:

@@ -7,13 +7,14 @@ latent sampler all see roughly unit-variance inputs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import AutoencoderKL
 from torch import nn
+
+from lediflow import artifacts
 
 from lediflow.errors import LediflowError
 
@@ -33,8 +34,11 @@ def build_vae(cfg: dict[str, Any], channels: int, resolution: int) -> Autoencode
 
 
 def load_pretrained(name: str, subfolder: str | None, device: torch.device) -> AutoencoderKL:
-    """From a local folder (never downloads) or a hub id (local cache first, then the hub)."""
+    """From a local folder (never downloads; weights checked against a manifest that records them, as the
+    trained autoencoder's does) or a hub id (local cache first, then the hub)."""
     local = Path(name).is_dir()
+    for weights in sorted(Path(name, subfolder or "").glob("*.safetensors")) if local else []:
+        artifacts.verify_file(weights)
     try:
         vae = AutoencoderKL.from_pretrained(name, subfolder=subfolder, local_files_only=local)
     except OSError as exc:
@@ -71,7 +75,7 @@ class LatentCodec:
 
     @classmethod
     def load(cls, latents_dir: Path, device: torch.device) -> "LatentCodec":
-        norm = json.loads((latents_dir / "norm.json").read_text())
+        norm = artifacts.read_json(latents_dir / "norm.json", "run `lediflow encode-latents` (or snakemake) first")
         vae = load_pretrained(norm["vae_dir"], norm.get("subfolder"), device)
         return cls(vae, torch.tensor(norm["shift"], device=device), torch.tensor(norm["scale"], device=device))
 

@@ -7,11 +7,11 @@ checkpoints live in `checkpoints/step_XXXXXXXX/` beside them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -25,9 +25,12 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    if not Path(path).is_file():
-        raise LediflowError(f"{path} is missing; run the stage that trains it first")
-    return load_file(str(path), device=str(device))
+    """A verified safetensors file; missing or damaged -> one line (a damaged one is moved aside for a rebuild)."""
+    path = artifacts.verify_file(path, "run the stage that trains it (or snakemake) first")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise artifacts.quarantine(path, f"not a readable safetensors file: {str(exc)[:80]}") from None
 
 
 def build_model(kind: str, arch: dict[str, Any]) -> nn.Module:
@@ -57,10 +60,8 @@ def save_model(folder: Path, kind: str, model: nn.Module, weights: dict[str, tor
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """The frozen (eval-mode, no-grad) EMA network stored in `folder`."""
     folder = Path(folder)
-    arch_file = folder / "arch.json"
-    if not arch_file.is_file():
-        raise LediflowError(f"{arch_file} is missing; run the stage that trains {folder.name} first")
-    spec = json.loads(arch_file.read_text())
+    arch_file = artifacts.verify_file(folder / "arch.json", f"run the stage that trains {folder.name} first")
+    spec = artifacts.read_json(arch_file)
     model = build_model(spec["kind"], spec["arch"])
     model.load_state_dict(load_tensors(folder / "model.safetensors"))
     return model.to(device).eval().requires_grad_(False)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
 from lediflow.config import Params, load_params
 from lediflow.errors import LediflowError
+from lediflow.paths import check_cell
 
 StageFn = Callable[[Params, argparse.Namespace], None]
+DEBUG_ENV = "LEDIFLOW_TRACEBACK"
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Stage:
     run: StageFn
     help: str
     add_args: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
+    writes_run: bool = True  # writes under results/<run>/, so a live run with other params refuses it
 
 
 def _prepare_data(params: Params, args: argparse.Namespace) -> None:
@@ -105,6 +110,7 @@ def _sample_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _sample(params: Params, args: argparse.Namespace) -> None:
+    check_cell(params, args.model, args.setting)  # before torch is imported: a typo costs no seconds
     from lediflow.stages.sample import sample_cell
 
     record = sample_cell(params, args.model, args.setting)
@@ -145,6 +151,7 @@ def _reference_features(params: Params, args: argparse.Namespace) -> None:
 
 
 def _score(params: Params, args: argparse.Namespace) -> None:
+    check_cell(params, args.model, args.setting)
     from lediflow.stages.score import score
 
     r = score(params, args.model, args.setting)
@@ -186,7 +193,7 @@ def _dvc_args(parser: argparse.ArgumentParser) -> None:
 
 # Stage registry: the CLI's choices come from it.
 STAGES: dict[str, Stage] = {
-    "show-params": Stage(_show_params, "print the validated params with all defaults filled"),
+    "show-params": Stage(_show_params, "print the validated params with all defaults filled", writes_run=False),
     "prepare-data": Stage(_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json"),
     "train-autoencoder": Stage(_train_autoencoder, "train (or locate) the AutoencoderKL of the latent variant"),
     "encode-latents": Stage(_encode_latents, "store posterior mean/std of every image under the autoencoder"),
@@ -202,8 +209,8 @@ STAGES: dict[str, Stage] = {
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
     "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",
-                          _compare_args),
-    "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args),
+                          _compare_args, writes_run=False),
+    "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),
     "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples",
@@ -226,15 +233,27 @@ def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stage = STAGES[args.stage]
     try:
         params = load_params(args.config, args.sets)
-        STAGES[args.stage].run(params, args)
+        if stage.writes_run:
+            from lediflow.runlock import refuse_if_changed
+
+            refuse_if_changed(params, f"lediflow {args.stage}")
+        stage.run(params, args)
     except LediflowError as exc:
         print(f"lediflow: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lediflow: interrupted; no partial artifact was kept", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect, not a user error: one line here, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        first = (str(exc).splitlines() or [""])[0][:200]
+        print(f"lediflow: internal error in {args.stage}: {type(exc).__name__}: {first} (rerun with {DEBUG_ENV}=1 "
+              "for the traceback and report it)", file=sys.stderr)
+        return 70
     return 0
 
 

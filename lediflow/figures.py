@@ -78,7 +78,7 @@ def sample_strip(samples_dir: Path, model: str, settings: list[str], folder: Pat
         return []
     fig, axes = plt.subplots(len(rows), 1, figsize=(count * 0.8, 0.9 * len(rows)), squeeze=False)
     for ax, setting in zip(axes[:, 0], rows):
-        images = np.load(samples_dir / model / setting / "samples.npy", mmap_mode="r")[:count]
+        images = artifacts.load_npy(samples_dir / model / setting / "samples.npy")[:count]
         strip = np.concatenate([img.transpose(1, 2, 0) for img in images], axis=1)
         ax.imshow(strip.squeeze(-1) if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
         ax.set_xticks([])

@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from lediflow.config import Params, run_dir
+from lediflow.errors import ConfigError
+
+FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
+ADAPTIVE_SOLVERS = ("dopri5",)
+SPACES = ("pixel", "latent")
+PRIORS = ("gaussian", "learned")
 
 
 def data_dir(params: Params) -> Path:
@@ -89,17 +95,39 @@ def training_metrics_file(params: Params, model: str) -> Path:
 
 
 def parse_setting(setting: str) -> tuple[str, int | None, float | None]:
-    """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05)."""
+    """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05); anything else a one-line error."""
     solver, _, budget = setting.partition("-")
-    if solver == "dopri5":
-        return solver, None, float(budget)
-    return solver, int(budget), None
+    usage = (f"setting {setting!r} is not a solver cell; use <solver>-<steps> with solver one of "
+             f"{', '.join(FIXED_GRID_SOLVERS)} and steps >= 1 (e.g. euler-8), or dopri5-<tolerance> with "
+             "0 < tolerance < 1 (e.g. dopri5-1e-05)")
+    try:
+        if solver in ADAPTIVE_SOLVERS:
+            tol = float(budget)
+            if 0 < tol < 1:
+                return solver, None, tol
+        elif solver in FIXED_GRID_SOLVERS and budget.isdigit() and int(budget) >= 1:
+            return solver, int(budget), None
+    except ValueError:
+        pass
+    raise ConfigError(usage)
 
 
 def parse_flow_name(name: str) -> tuple[str, str]:
-    """flow-pixel-learned -> ("pixel", "learned")."""
-    _, space, prior = name.split("-")
-    return space, prior
+    """flow-pixel-learned -> ("pixel", "learned"); anything else a one-line error."""
+    parts = name.split("-")
+    if len(parts) != 3 or parts[0] != "flow" or parts[1] not in SPACES or parts[2] not in PRIORS:
+        raise ConfigError(f"model {name!r} is not a flow model; use flow-<space>-<prior> with space one of "
+                          f"{', '.join(SPACES)} and prior one of {', '.join(PRIORS)} (e.g. flow-pixel-learned)")
+    return parts[1], parts[2]
+
+
+def check_cell(params: Params, model: str, setting: str) -> tuple[str, str, str, int | None, float | None]:
+    """(space, prior, solver, steps, tol) of a cell the CLI was asked for; the model must be one this run trains."""
+    space, prior = parse_flow_name(model)
+    if model not in flow_models(params):
+        raise ConfigError(f"model {model!r} is not trained by run {params['run']['name']!r} "
+                          f"(flow.spaces x flow.priors gives {', '.join(flow_models(params))})")
+    return (space, prior, *parse_setting(setting))
 
 
 def reference_dir(params: Params) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lediflow import artifacts
 from lediflow.data import load_split
 from lediflow.errors import LediflowError
 
@@ -58,10 +59,9 @@ class LatentSource:
 
     def __init__(self, latents_folder: str | Path, split: str, device: torch.device) -> None:
         folder = Path(latents_folder)
-        if not (folder / f"{split}_mean.npy").is_file():
-            raise LediflowError(f"{folder}/{split}_mean.npy is missing; run `lediflow encode-latents` first")
-        self.mean = torch.from_numpy(np.load(folder / f"{split}_mean.npy")).to(device)
-        self.std = torch.from_numpy(np.load(folder / f"{split}_std.npy")).to(device)
+        hint = "run `lediflow encode-latents` (or snakemake) first"
+        self.mean = torch.from_numpy(artifacts.load_npy(folder / f"{split}_mean.npy", hint, mmap=False)).to(device)
+        self.std = torch.from_numpy(artifacts.load_npy(folder / f"{split}_std.npy", hint, mmap=False)).to(device)
         self.device = device
         self.shape = tuple(self.mean.shape[1:])
 

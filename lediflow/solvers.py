@@ -15,10 +15,12 @@ from typing import Callable
 import torch
 from torchdiffeq import odeint
 
+from lediflow.paths import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS
+
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # v(x, t) with t of shape (B,)
 
-FIXED_GRID = ("euler", "midpoint", "heun3", "rk4")
-ADAPTIVE = ("dopri5",)
+FIXED_GRID = FIXED_GRID_SOLVERS
+ADAPTIVE = ADAPTIVE_SOLVERS
 SOLVERS = FIXED_GRID + ADAPTIVE
 # Velocity evaluations per step of each fixed-grid method (for tests and tables, not for counting).
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun3": 3, "rk4": 4}

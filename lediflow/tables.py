@@ -8,13 +8,12 @@ and formats. A run's cells are exactly those its resolved params name
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from lediflow import paths
+from lediflow import artifacts, paths
 from lediflow.config import Params, run_dir
 from lediflow.errors import LediflowError
 
@@ -27,13 +26,8 @@ Z95 = 1.959964  # two-sided 95% normal quantile: interval = value +- Z95 * se
 
 
 def read_json(path: Path, rebuild: str) -> dict:
-    """A small JSON input of the tables; missing or damaged -> one line naming `rebuild`."""
-    if not path.is_file():
-        raise LediflowError(f"{path} is missing; {rebuild}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise LediflowError(f"{path} is damaged (not JSON); delete it and {rebuild}") from None
+    """A small JSON input of the tables; missing -> one line naming `rebuild`, damaged -> moved aside for one."""
+    return artifacts.read_json(path, rebuild)
 
 
 def _timings(run: Path, space: str) -> dict:

@@ -20,6 +20,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +158,9 @@ class Trainer:
             save_tensors(stage / "ema.safetensors", self.ema)
             save_tensors(stage / "optimizer.safetensors", opt_tensors)
             save_tensors(stage / "rng.safetensors", {"torch": torch.get_rng_state()})
+            files = {p.name: artifacts.sha256_file(p) for p in sorted(stage.glob("*.safetensors"))}
             artifacts.write_json_atomic(stage / "state.json", {
+                "files": files,
                 "step": self.step, "fingerprint": self.fingerprint, "param_groups": groups,
                 "train_seconds": self.train_seconds, "numpy_rng": _jsonable(np.random.get_state()),
                 "python_rng": _jsonable(random.getstate()),
@@ -175,14 +178,25 @@ class Trainer:
         found = list_checkpoints(self.ckpt_dir)
         usable = []
         for ckpt in found:
-            state = json.loads((ckpt / "state.json").read_text())
-            if state["fingerprint"] == self.fingerprint and state["step"] <= self.cfg.steps:
+            state = _read_state(ckpt)
+            if state is None:
+                self._set_aside(ckpt, "its state.json is not valid JSON")
+            elif state["fingerprint"] == self.fingerprint and state["step"] <= self.cfg.steps:
                 usable.append((ckpt, state))
             elif self.rank == 0:
                 shutil.rmtree(ckpt, ignore_errors=True)
-        if not usable:
-            return 0
-        ckpt, state = usable[-1]
+        for ckpt, state in reversed(usable):  # the newest checkpoint that verifies
+            damage = _checkpoint_damage(ckpt, state)
+            if damage is None:
+                try:
+                    self._restore(ckpt, state)
+                    return self.step
+                except LediflowError as exc:
+                    damage = str(exc)
+            self._set_aside(ckpt, damage)
+        return 0
+
+    def _restore(self, ckpt: Path, state: dict[str, Any]) -> None:
         self.model.load_state_dict(load_tensors(ckpt / "model.safetensors", self.device))
         self.ema = load_tensors(ckpt / "ema.safetensors", self.device)
         self._load_optimizer(load_tensors(ckpt / "optimizer.safetensors", self.device), state["param_groups"])
@@ -190,7 +204,15 @@ class Trainer:
         np.random.set_state(_from_jsonable_numpy(state["numpy_rng"]))
         random.setstate(_from_jsonable_python(state["python_rng"]))
         self.step, self.train_seconds = state["step"], state["train_seconds"]
-        return self.step
+
+    def _set_aside(self, ckpt: Path, why: str) -> None:
+        """A damaged checkpoint is renamed (kept for inspection, never resumed or pruned) and the next one tried."""
+        print(f"lediflow: checkpoint {ckpt} is damaged ({why}); set it aside as {ckpt.name}.damaged and "
+              "resuming from the one before it (or from step 0)", file=sys.stderr)
+        if self.rank == 0:
+            aside = ckpt.with_name(ckpt.name + artifacts.DAMAGED_SUFFIX)
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(ckpt, aside)
 
     # --- loop -------------------------------------------------------------
     @torch.no_grad()
@@ -298,6 +320,22 @@ class Trainer:
 
 
 _CADENCE_KEYS = {"steps", "checkpoint_every", "keep_checkpoints", "log_every"}
+
+
+def _read_state(ckpt: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _checkpoint_damage(ckpt: Path, state: dict[str, Any]) -> str | None:
+    """Why a checkpoint cannot be trusted (a file differs from the sha256 its state.json records), or None."""
+    for name, digest in state.get("files", {}).items():  # checkpoints of older versions record none
+        path = ckpt / name
+        if not path.is_file() or artifacts.sha256_file(path) != digest:
+            return f"{name} differs from the sha256 its state.json records"
+    return None
 
 
 def _strip_cadence(node: Any) -> Any:

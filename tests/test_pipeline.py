@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lediflow import artifacts
+from lediflow import artifacts, runlock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,10 +60,62 @@ def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
     assert counts["sample"] == cells and counts["score"] == cells
 
 
+def _second_invocation_while_running(first: subprocess.Popen, run: Path, tmp_path: Path) -> None:
+    """While the first run holds results/smoke, an invocation with other params is refused in one line."""
+    deadline = time.monotonic() + 300
+    while not (run / runlock.LOCK_NAME).is_file():
+        assert first.poll() is None and time.monotonic() < deadline, "the smoke run never took its lock"
+        time.sleep(0.5)
+    (tmp_path / "other").mkdir()
+    other = overlay(tmp_path / "other", run={"results_dir": str(tmp_path / "results")}, sample={"num_samples": 16})
+    refused = snakemake("--configfile", "configs/smoke.yaml", str(other))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "is being run by Snakemake" in refused.stderr.strip().splitlines()[-1]
+
+
+def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
+    """Each kind of artifact damaged after the run: its reader gives one line and moves it aside, and one
+    snakemake call (targeting those files, so the test stays short) rebuilds every one of them."""
+    cell = ("--model", "flow-pixel-learned", "--setting", "euler-4")
+    cases = [  # (file, how, the stage that reads it)
+        (run / "samples" / "flow-pixel-learned" / "euler-4" / "samples.npy", "truncate", ["score", *cell]),
+        # another cell: the first case's samples are gone, and the reader would stop at them
+        (run / "reference" / "inception-train.npy", "flip",
+         ["score", "--model", "flow-latent-gaussian", "--setting", "euler-1"]),
+        (run / "models" / "flow-pixel-learned" / "model.safetensors", "flip", ["sample", *cell]),
+        (run / "scores" / "flow-pixel-gaussian" / "euler-1.json", "json", ["tables"]),
+    ]
+    for path, how, stage in cases:
+        data = bytearray(path.read_bytes())
+        if how == "truncate":
+            data = data[: len(data) // 2]
+        elif how == "flip":
+            data[len(data) // 2] ^= 0xFF
+        else:
+            data = bytearray(b'{"fid": ')
+        path.write_bytes(bytes(data))
+        result = subprocess.run([sys.executable, "-m", "lediflow.cli", stage[0], "--config",
+                                 str(run / "params.yaml"), *stage[1:]], cwd=REPO, capture_output=True, text=True)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and f"{path} is damaged" in lines[0], result.stderr
+        assert path.with_name(path.name + ".damaged").is_file() and not path.exists()
+    targets = [str(path) for path, _, _ in cases[:3]] + [str(cases[0][0].parents[2] / "scores" / "flow-pixel-learned"
+                                                              / "euler-4.json"), str(cases[3][0])]
+    rebuilt = snakemake(*targets, "--configfile", "configs/smoke.yaml", str(smoke_overlay))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    for path, _, _ in cases:
+        assert artifacts.verify_file(path) == path
+    assert json.loads(cases[3][0].read_text())["fid"] > 0
+
+
 def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, dataframe_regression):
-    result = snakemake("--configfile", "configs/smoke.yaml", str(smoke_overlay))
-    assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "results" / "smoke"
+    first = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "configs/smoke.yaml",
+                              str(smoke_overlay)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _second_invocation_while_running(first, run, tmp_path)
+    output, _ = first.communicate()
+    assert first.returncode == 0, output[-3000:]
+    assert not (run / runlock.LOCK_NAME).exists()  # released on success
     folder = run / "data"
     assert np.load(folder / "train.npy", mmap_mode="r").shape == (2000, 1, 32, 32)
     assert artifacts.verify_manifest(folder) == []
@@ -126,6 +179,7 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     counts = _job_counts(plan.stdout + plan.stderr)
     assert counts["train_flow"] == 2 and counts["sample"] == 2 * 4 and counts["score"] == 2 * 4, counts
     assert "prior=learned" not in plan.stdout + plan.stderr
+    _damage_and_rebuild(run, smoke_overlay)
 
 
 def test_snakefile_rejects_bad_params_before_any_job(tmp_path: Path):
@@ -134,6 +188,15 @@ def test_snakefile_rejects_bad_params_before_any_job(tmp_path: Path):
     assert result.returncode == 2
     assert "lediflow: error: params error: data.on_bad_image = 'ignore'" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_dry_run_writes_nothing_and_takes_nested_config_values(tmp_path: Path, smoke_overlay):
+    # Snakemake hands `--config 'sample={num_samples: 8}'` over as strings; they are read as the schema's types.
+    result = snakemake("-n", "--configfile", "configs/smoke.yaml", str(smoke_overlay), "--config",
+                       "sample={num_samples: 8, steps: [1, 2]}", "score={bootstrap_resamples: 5}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "sample-flow-pixel-learned-euler-2" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()  # not even results/<run>/params.yaml
 
 
 def test_run_names_do_not_collide(tmp_path: Path):

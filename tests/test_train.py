@@ -76,6 +76,24 @@ def test_extending_steps_resumes_instead_of_restarting(tmp_path: Path):
     _assert_bitwise(_state(straight), _state(extended))
 
 
+@pytest.mark.parametrize("damage", ["truncate-weights", "state-json"])
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(tmp_path: Path, damage: str, capsys):
+    make_trainer(tmp_path / "a", steps=4).fit()  # checkpoints at steps 2 and 4
+    newest = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    if damage == "truncate-weights":
+        weights = newest / "optimizer.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        (newest / "state.json").write_text("{ not json")
+    resumed = make_trainer(tmp_path / "a", steps=6)
+    assert resumed.fit().resumed_from == 2
+    assert "step_00000004 is damaged" in capsys.readouterr().err
+    assert (newest.parent / "step_00000004.damaged").is_dir()  # kept for inspection, never resumed
+    straight = make_trainer(tmp_path / "b", steps=6)
+    straight.fit()
+    _assert_bitwise(_state(straight), _state(resumed))
+
+
 def test_nan_guard_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path: Path):
     trainer = make_trainer(tmp_path, steps=8, fail_at=5)
     with pytest.raises(NonFiniteLossError) as info:

@@ -29,9 +29,7 @@ def cache_dir(params: Params) -> Path:
 def load_split(folder: str | Path, split: str) -> np.ndarray:
     """Memory-map one prepared split, (N, C, R, R) uint8."""
     path = Path(folder) / f"{split}.npy"
-    if not path.is_file():
-        raise LediflowError(f"{path} is missing; run `lediflow prepare-data` (or snakemake) first")
-    return np.load(path, mmap_mode="r")
+    return artifacts.load_npy(path, "run `lediflow prepare-data` (or snakemake) first")
 
 
 def _cap(array: np.ndarray, limit: int | None) -> np.ndarray:

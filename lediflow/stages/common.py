@@ -19,7 +19,8 @@ def file_hash(path: Path) -> str:
 
 def data_fingerprint(data_folder: Path, split: str = "train") -> str:
     """A split's identity: the sha256 of its file as recorded in the dataset manifest."""
-    return artifacts.read_manifest(data_folder)["files"][f"{split}.npy"]["sha256"]
+    manifest = artifacts.read_manifest(data_folder, "run `lediflow prepare-data` (or snakemake) first")
+    return manifest["files"][f"{split}.npy"]["sha256"]
 
 
 @dataclass

@@ -66,7 +66,8 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
 
 
 def _vae_location(params: Params) -> tuple[str, str | None]:
-    manifest = artifacts.read_manifest(paths.autoencoder_dir(params))
+    manifest = artifacts.read_manifest(paths.autoencoder_dir(params),
+                                       "run `lediflow train-autoencoder` (or snakemake) first")
     return manifest["vae_dir"], manifest.get("subfolder")
 
 

@@ -20,7 +20,8 @@ def input_fingerprint(params: Params, space: str) -> str:
     """Identity of what the models of `space` learn from: the train images, or the stored latents."""
     if space == "pixel":
         return data_fingerprint(paths.data_dir(params))
-    return artifacts.read_manifest(paths.latents_dir(params))["files"]["train_mean.npy"]["sha256"]
+    manifest = artifacts.read_manifest(paths.latents_dir(params), "run `lediflow encode-latents` (or snakemake) first")
+    return manifest["files"]["train_mean.npy"]["sha256"]
 
 
 def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> dict:

@@ -12,13 +12,11 @@ from tqdm import tqdm
 from lediflow import artifacts, paths
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
-from lediflow.errors import LediflowError
 from lediflow.images import save_grid
 from lediflow.learned_prior import LearnedPrior
 from lediflow.runtime import resolve_device, to_model_range, to_uint8
 from lediflow.autoencoder import LatentCodec
 from lediflow.sample import sync, sample_batch
-from lediflow.solvers import SOLVERS
 from lediflow.stages.common import file_hash
 
 
@@ -52,10 +50,7 @@ def device_name(device: torch.device) -> str:
 
 
 def sample_cell(params: Params, model: str, setting: str, progress: bool = True) -> dict:
-    solver, steps, tol = paths.parse_setting(setting)
-    if solver not in SOLVERS:
-        raise LediflowError(f"unknown solver {solver!r} in setting {setting!r}; use one of {', '.join(SOLVERS)}")
-    space, prior_kind = paths.parse_flow_name(model)
+    space, prior_kind, solver, steps, tol = paths.check_cell(params, model, setting)
     device = resolve_device(params["run"]["device"])
     cfg, seed = params["sample"], params["run"]["seed"]
     flow_dir = paths.model_dir(params, model)
@@ -65,7 +60,7 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
     arch = flow_model.arch
     shape = (arch["channels"], arch["resolution"], arch["resolution"])
     count, batch = cfg["num_samples"], cfg["batch_size"]
-    image_shape = artifacts.read_manifest(paths.data_dir(params))["shape"]
+    image_shape = artifacts.read_manifest(paths.data_dir(params), "run `lediflow prepare-data` (or snakemake) first")["shape"]
     images = np.empty((count, *image_shape), dtype=np.uint8)
     # Untimed warm-up (lazy initialisation, allocator growth) so the first batch is not charged for it.
     warm = sample_batch(flow_model, prior, [0], seed, shape, solver, steps, tol, device)

@@ -128,28 +128,27 @@ def _check_reference(params: Params, reference: dict) -> None:
             raise LediflowError(stale)
 
 
+def _reference_array(path: Path) -> np.ndarray:
+    return artifacts.load_npy(path, "run `lediflow reference-features` (or snakemake) first", mmap=False)
+
+
 def _load_reference(params: Params) -> dict:
     ref_dir = paths.reference_dir(params)
-    if not (ref_dir / "reference.json").is_file():
-        raise LediflowError(f"{ref_dir} has no reference features; run `lediflow reference-features` first")
-    try:
-        reference = json.loads((ref_dir / "reference.json").read_text())
-    except json.JSONDecodeError:
-        raise LediflowError(f"{ref_dir}/reference.json is damaged; rerun `lediflow reference-features`") from None
+    reference = artifacts.read_json(ref_dir / "reference.json", "run `lediflow reference-features` (or snakemake) first")
     _check_reference(params, reference)
     return reference
 
 
 def score(params: Params, model: str, setting: str) -> dict:
+    paths.check_cell(params, model, setting)
     cfg = params["score"]
     device = resolve_device(params["run"]["device"])
     ref_dir = paths.reference_dir(params)
     reference = _load_reference(params)
     cell = paths.sample_dir(params, model, setting)
-    if not (cell / "samples.npy").is_file():
-        raise LediflowError(f"{cell}/samples.npy is missing; run `lediflow sample --model {model} --setting {setting}`")
-    samples = np.load(cell / "samples.npy", mmap_mode="r")
-    record = json.loads((cell / "record.json").read_text())
+    rebuild = f"run `lediflow sample --model {model} --setting {setting}` (or snakemake) first"
+    samples = artifacts.load_npy(cell / "samples.npy", rebuild)
+    record = artifacts.read_json(artifacts.verify_file(cell / "record.json", rebuild))
     inception = _inception(params, device)
     if inception.provenance().get("sha256") != reference["inception"].get("sha256"):
         raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
@@ -157,7 +156,7 @@ def score(params: Params, model: str, setting: str) -> dict:
            "weights": inception.provenance().get("sha256", "torch-fidelity")}
     feats, _ = _cached_features(key, cache_dir(params) / "features", lambda: inception(samples, cfg["batch_size"]))
     splits = paths.reference_splits(params)
-    primary = against(feats, torch.from_numpy(np.load(ref_dir / f"inception-{splits[0]}.npy")), cfg,
+    primary = against(feats, torch.from_numpy(_reference_array(ref_dir / f"inception-{splits[0]}.npy")), cfg,
                       params["run"]["seed"])
     result = {
         "model": model, "setting": setting, "num_samples": int(len(samples)), "reference_split": splits[0],
@@ -173,11 +172,11 @@ def score(params: Params, model: str, setting: str) -> dict:
     }
     for split in splits[1:]:
         result["second_reference"] = {"split": split, **against(
-            feats, torch.from_numpy(np.load(ref_dir / f"inception-{split}.npy")), cfg, params["run"]["seed"])}
+            feats, torch.from_numpy(_reference_array(ref_dir / f"inception-{split}.npy")), cfg, params["run"]["seed"])}
     if (ref_dir / "clip.npy").is_file():
         clip = load_clip(cfg, device)
         if clip is not None and clip.provenance["sha256"] == reference["clip"]["sha256"]:
             result["cmmd"] = cmmd_from_embeddings(clip(samples, cfg["batch_size"]),
-                                                  torch.from_numpy(np.load(ref_dir / "clip.npy")))
+                                                  torch.from_numpy(_reference_array(ref_dir / "clip.npy")))
     artifacts.write_json_atomic(paths.score_file(params, model, setting), result)
     return result
