@@ -101,8 +101,8 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and f"{path} is damaged" in lines[0], result.stderr
         assert path.with_name(path.name + ".damaged").is_file() and not path.exists()
-    targets = [str(path) for path, _, _ in cases[:3]] + [str(cases[0][0].parents[2] / "scores" / "flow-pixel-learned"
-                                                              / "euler-4.json"), str(cases[3][0])]
+    targets = [str(path) for path, _, _ in cases[:3]] + [str(run / "scores" / "flow-pixel-learned" / "euler-4.json"),
+                                                          str(cases[3][0])]
     rebuilt = snakemake(*targets, "--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     for path, _, _ in cases:
