@@ -79,11 +79,11 @@ def check_geometry(params: Params) -> None:
 
 
 def check_sweep(params: Params) -> None:
-    """Every flow model has at least one solver cell to sample, score and tabulate."""
+    """Every flow model has at least one solver cell (the zero-step prior cells do not run the flow)."""
     from lediflow import paths  # paths imports config, which imports this module
 
     for model in paths.flow_models(params):
-        if not paths.settings(params, model):
+        if not paths.solver_settings(params, model):
             raise ConfigError("params error: the sampling sweep is empty (sample.steps and "
                               "sample.dopri5_tolerances are both empty); give at least one step count or tolerance")
 

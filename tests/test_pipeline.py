@@ -266,5 +266,7 @@ def test_ablation_workflow_runs_two_smoke_arms_into_one_table(tmp_path: Path):
     wide = pd.read_csv(tmp_path / "out" / "std_scale.csv").set_index("arm")
     assert list(wide["differs"]) == ["prior.std_scale=0.5", "prior.std_scale=1.5"]
     for arm in ("a", "b"):
-        fid = pd.read_csv(tmp_path / f"results/ablation-{arm}/tables/scores_long.csv")["fid"].item()
-        assert wide.loc[f"ablation-{arm}", "pixel euler-1"].startswith(f"{fid:.2f} / ")
+        long = pd.read_csv(tmp_path / f"results/ablation-{arm}/tables/scores_long.csv").set_index("setting")
+        assert set(long.index) == {"euler-1", "prior-x0", "prior-mean"}  # the prior's own cells come along
+        for setting in long.index:
+            assert wide.loc[f"ablation-{arm}", f"pixel {setting}"].startswith(f"{long.loc[setting, 'fid']:.2f} / ")
