@@ -44,7 +44,7 @@ def differing_keys(params: list[dict]) -> list[str]:
 
 # What an arm is judged by: every cell of its sweep, or only the learned prior's zero-step cells
 # (prior-only studies train no flow).
-CELLS = {"tables": paths.cells, "prior": paths.zero_step_cells}
+CELLS = {"tables": paths.cells, "prior": paths.zero_step_cells, "scores": paths.cells}
 
 
 def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dict]:
@@ -56,6 +56,28 @@ def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dic
     report_file = run / "prior_report" / "pixel" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     return resolved, scores, report
+
+
+def training_compute(run: Path) -> dict[str, float]:
+    """Optimiser steps and measured training seconds of the run's flows, from their manifests (NaN where the
+    models are not on this machine: they are DVC outputs)."""
+    steps, seconds = 0.0, 0.0
+    manifests = sorted((run / "models").glob("flow-*/manifest.json"))
+    for manifest in manifests:
+        training = json.loads(manifest.read_text()).get("training", {})
+        steps += training.get("step", float("nan"))
+        seconds += training.get("train_seconds", float("nan"))
+    nan = float("nan")
+    return {"flow_steps": steps if manifests else nan, "flow_train_seconds": seconds if manifests else nan}
+
+
+def best_cell(scores: pd.DataFrame) -> str:
+    """'FID +- 95% (setting)' of the arm's best solver cell (zero-step cells are not a flow's result)."""
+    solved = scores[~scores["setting"].isin(paths.ZERO_STEP_SETTINGS)]
+    if solved.empty:
+        return ""
+    row = solved.loc[solved["fid"].idxmin()]
+    return f"{tables.plus_minus(row['fid'], row['fid_se'], 1)} ({row['space']} {row['setting']})"
 
 
 def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,10 +95,14 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
                "mse_paired_x0": report.get("mse_paired_x0"), "gaussian_over_paired": report.get("gaussian_over_paired")}
         if "sampler_fid" in report:  # the latent sampler on its own (prior reports since issue 14)
             arm["sampler_fid"] = report["sampler_fid"]
+        if cells == "scores":  # single-prior studies at equal training time: what each arm spent, and its best
+            arm.update(training_compute(Path(run)))
         learned = scores[scores["prior"] == "learned"]
         if learned.empty:
             learned = scores
         wide = dict(arm)
+        if cells == "scores":
+            wide["best_fid"] = best_cell(learned)
         for _, row in learned.iterrows():
             long_rows.append({**arm, "prior": row["prior"], "space": row["space"], "setting": row["setting"],
                               "nfe": row["nfe"], "fid": row["fid"], "kid_mean": row["kid_mean"],
@@ -92,7 +118,8 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
     return long, pd.DataFrame(wide_rows).set_index("arm")
 
 
-CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior, pixel space. Cells: FID / KID "
+CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior (the Gaussian flow where an arm "
+           "trains only that), pixel space unless the cell says latent. Cells: FID / KID "
            "(lower is better) per solver setting. mse_paired_x0: mean squared distance per pixel between the data "
            "and its paired prior sample (the ODE's path length); gaussian_over_paired: the Gaussian coupling's "
            "distance over it. 'differs' lists the resolved params that are not equal across the arms.")
@@ -104,12 +131,17 @@ PRIOR_CAPTION = (" Prior-only study: no flow is trained; the cells are the learn
                  "posteriors (the sampler alone).")
 
 
+SCORES_CAPTION = (" Flow-only study at equal training wall time: flow_steps and flow_train_seconds are each arm's "
+                  "optimiser steps and measured training seconds (model manifests); best_fid is the arm's lowest "
+                  "FID over its solver cells, +- 95% bootstrap half-width.")
+
+
 def write_study(study: str, runs: list[Path], out_dir: Path, cells: str = "tables") -> pd.DataFrame:
     """Write <out>/<study>.{md,csv,tex} (wide) and <study>_long.csv."""
     from lediflow import artifacts
 
     long, wide = compare_runs(runs, cells)
-    caption = CAPTION.format(study=study) + (PRIOR_CAPTION if cells == "prior" else "")
+    caption = CAPTION.format(study=study) + {"prior": PRIOR_CAPTION, "scores": SCORES_CAPTION}.get(cells, "")
     tables.write_table(wide, Path(out_dir), study, caption)
     artifacts.write_text_atomic(Path(out_dir) / f"{study}_long.csv", long.to_csv(index=False, float_format="%.6g"))
     return wide

@@ -187,8 +187,33 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="table name, e.g. std_scale")
     parser.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="run folders (results/<run>), one per arm")
     parser.add_argument("--out", default="results/ablations", help="folder for <study>.md/.csv/.tex")
-    parser.add_argument("--cells", choices=["tables", "prior"], default="tables",
-                        help="compare every cell of the arms (tables) or only the learned prior's zero-step cells")
+    parser.add_argument("--cells", choices=["tables", "prior", "scores"], default="tables",
+                        help="compare every cell of the arms (tables), only the learned prior's zero-step cells "
+                             "(prior), or every cell with each arm's flow training compute and best FID (scores)")
+
+
+def _budget_point(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.autoencoder_budget import write_point
+
+    row = write_point(params, args.out)
+    print(f"autoencoder at {row['steps']} steps: floor FID {row['floor_fid']:.2f} = {row['ratio']:.2f}x the data "
+          f"floor -> {args.out}")
+
+
+def _point_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="where to write this budget's point (JSON)")
+
+
+def _budget_table(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.autoencoder_budget import write_table
+
+    frame = write_table(args.points, args.out)
+    print(f"autoencoder_budget: {len(frame)} budgets -> {args.out}/autoencoder_budget.md")
+
+
+def _budget_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--points", nargs="+", required=True, metavar="FILE", help="budget points, one per budget")
+    parser.add_argument("--out", default="results/ablations", help="folder for autoencoder_budget.md/.csv/.tex")
 
 
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
@@ -222,6 +247,10 @@ STAGES: dict[str, Stage] = {
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
     "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",
                           _compare_args, writes_run=False),
+    "autoencoder-budget-point": Stage(_budget_point, "record a run's autoencoder floor at its step budget",
+                                      _point_args, writes_run=False),
+    "autoencoder-budget": Stage(_budget_table, "the autoencoder floor against training steps (table)",
+                                _budget_args, writes_run=False),
     "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),

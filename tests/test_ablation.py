@@ -135,3 +135,71 @@ def test_a_study_target_must_be_known(tmp_path: Path):
     bad.write_text(yaml.safe_dump(spec))
     with pytest.raises(LediflowError, match="target 'flows' is not one of tables, prior"):
         load_studies(bad)
+
+
+def _gaussian_run(root: Path, name: str, patch: int, fids: dict[str, float], seconds: float) -> Path:
+    """A finished Gaussian-only run (a backbone arm): params, score files with error bars, the flow's manifest."""
+    params = load_params([], [f"run.name={name}", f"flow.patch_size={patch}", "flow.spaces=[pixel]",
+                              "flow.priors=[gaussian]", "sample.solvers=[euler]", "sample.steps=[8, 16]",
+                              "sample.dopri5_tolerances=[]", "sample.baseline_extra_steps={}"])
+    run = root / name
+    (run / "models" / "flow-pixel-gaussian").mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    (run / "models" / "flow-pixel-gaussian" / "manifest.json").write_text(
+        json.dumps({"training": {"step": 4400 // patch, "train_seconds": seconds}}))
+    for setting, fid in fids.items():
+        steps = int(setting.split("-")[1])
+        score = {"setting": setting, "fid": fid, "fid_se": 1.0, "kid_mean": fid / 1000, "kid_se": 0.0001,
+                 "cmmd": "unavailable", "mmd_inception": fid / 100, "num_samples": 1000,
+                 "sampling": {"space": "pixel", "prior": "gaussian", "solver": "euler", "steps": steps, "tol": None,
+                              "nfe": steps, "latent_sampler_nfe": 0, "seconds_per_image": {"total": 0.01}}}
+        path = run / "scores" / "flow-pixel-gaussian" / f"{setting}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(score))
+    return run
+
+
+def test_a_flow_only_study_reports_each_arms_training_compute_and_best_cell(tmp_path: Path, capsys):
+    runs = [_gaussian_run(tmp_path, "ablation-p4", 4, {"euler-8": 110.0, "euler-16": 107.0}, 1000.0),
+            _gaussian_run(tmp_path, "ablation-p2", 2, {"euler-8": 90.0, "euler-16": 95.0}, 990.0)]
+    long, wide = compare_runs(runs, cells="scores")
+    assert wide.loc["ablation-p2", "best_fid"] == "90.0 ± 2.0 (pixel euler-8)"
+    assert wide.loc["ablation-p4", "best_fid"] == "107.0 ± 2.0 (pixel euler-16)"
+    assert wide.loc["ablation-p4", "flow_train_seconds"] == 1000.0 and wide.loc["ablation-p2", "flow_steps"] == 2200
+    assert wide.loc["ablation-p2", "differs"] == "flow.patch_size=2"
+    assert set(long["prior"]) == {"gaussian"} and len(long) == 4
+    out = tmp_path / "out"
+    assert main(["compare-runs", "--study", "bb", "--cells", "scores", "--out", str(out),
+                 "--runs", *map(str, runs)]) == 0
+    assert "equal training wall time" in (out / "bb.md").read_text()
+
+
+def test_backbone_arms_train_for_the_reference_wall_time_by_the_committed_step_times(monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import backbone
+
+    spec = load_studies("configs/backbone/studies.yaml")
+    assert spec["target"] == "scores" and set(spec["arm_files"]) == set(backbone.ARMS)
+    seconds, defaults = backbone.read_tsv(), load_params(["params.yaml"])
+    references = {}
+    for arm, (space, model, patch) in backbone.ARMS.items():
+        references.setdefault(space, arm)
+        flow = load_params(["params.yaml", spec["budget"], spec["arm_files"][arm]])["flow"]
+        assert flow["priors"] == ["gaussian"] and flow["spaces"] == [space] and flow["model"] == model
+        assert flow["patch_size" if space == "pixel" else "latent_patch_size"] == patch
+        expected = backbone.equal_time_steps(backbone.reference_steps(defaults), seconds[references[space]],
+                                             seconds[arm])
+        assert flow["train"]["steps"] + flow["baseline_extra_steps"] == expected, arm
+    # the reference arms are today's defaults at today's baseline budget
+    assert backbone.ARMS[references["pixel"]][1:] == (defaults["flow"]["model"], defaults["flow"]["patch_size"])
+    assert backbone.ARMS[references["latent"]][2] == defaults["flow"]["latent_patch_size"]
+
+
+def test_equal_time_steps_scale_inversely_with_step_time_and_round_to_hundreds(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import backbone
+    assert backbone.equal_time_steps(4400, 1.0, 1.0) == 4400
+    assert backbone.equal_time_steps(4400, 1.0, 4.0) == 1100
+    assert backbone.equal_time_steps(4400, 1.0, 3.0) == 1500  # 1466.7 -> nearest hundred
+    assert backbone.equal_time_steps(4400, 1.0, 1000.0) == 100  # never below one hundred steps

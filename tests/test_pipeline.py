@@ -237,6 +237,21 @@ def test_the_prior_design_study_plans_nine_arms_that_train_no_flow(smoke_overlay
     assert counts["sample"] == counts["score"] == 2 and counts["prior_report"] == 1
 
 
+def test_the_backbone_study_plans_five_gaussian_arms_scored_without_tables(smoke_overlay):
+    result = snakemake("-s", "workflow/ablations.smk", "-n", "-p", "--forceall", "--config",
+                       "studies=configs/backbone/studies.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = _job_counts(result.stdout + result.stderr)
+    assert counts["arm"] == 5 and counts["study"] == 2
+    assert "snakemake scores" in result.stdout and "--cells scores" in result.stdout
+    arm = snakemake("scores", "-n", "--configfile", "configs/backbone/budget.yaml",
+                    "configs/backbone/bb_pixel_tiny_p2.yaml", str(smoke_overlay))
+    assert arm.returncode == 0, arm.stderr
+    counts = _job_counts(arm.stdout + arm.stderr)
+    assert counts["train_flow"] == 1 and "train_prior" not in counts and "tables" not in counts
+    assert counts["sample"] == counts["score"] == 7  # euler 4, 8, 16, 32 and midpoint 4, 8, 16
+
+
 def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():
     result = snakemake("-s", "workflow/ablations.smk", "-n", "--forceall")  # independent of finished arms
     assert result.returncode == 0, result.stderr

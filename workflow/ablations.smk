@@ -17,15 +17,20 @@ except LediflowError as exc:
     sys.exit(f"lediflow: error: {exc}")
 
 
-# What each arm runs: its whole chain to the tables, or (target: prior) only the learned prior, scored at NFE 0.
+# What each arm runs: its whole chain to the tables, (target: prior) only the learned prior, scored at NFE 0,
+# or (target: scores) its flows trained, sampled and scored, no tables (single-prior studies: configs/backbone/).
 TARGET = SPEC["target"]
-INNER = {"tables": "tables models", "prior": "prior_cells"}[TARGET]
+INNER = {"tables": "tables models", "prior": "prior_cells", "scores": "scores"}[TARGET]
+# The scores target has no single file that only a finished arm has: the arm rule writes this marker after it.
+DONE = "&& touch {output}" if TARGET == "scores" else ""
 
 
 def arm_table(arm):
     """The file that marks an arm finished."""
     if TARGET == "prior":
         return f"{RESULTS}/ablation-{arm}/scores/flow-pixel-learned/prior-mean.json"
+    if TARGET == "scores":
+        return f"{RESULTS}/ablation-{arm}/scores/complete"
     return f"{RESULTS}/ablation-{arm}/tables/scores_long.csv"
 
 
@@ -49,7 +54,7 @@ rule arm:
     threads: workflow.cores
     shell:
         f"snakemake {INNER} --cores {{threads}} --nolock "
-        "--configfile {input.params} {input.budget} {input.arm} > {log} 2>&1"
+        "--configfile {input.params} {input.budget} {input.arm} > {log} 2>&1 " + DONE
 
 
 rule study:

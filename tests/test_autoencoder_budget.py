@@ -1,0 +1,72 @@
+"""The autoencoder budget study: one point per budget from a run's files, a table of them, a planned workflow."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lediflow import paths
+from lediflow.autoencoder_budget import point, write_table
+from lediflow.cli import main
+from lediflow.config import load_params
+from lediflow.errors import LediflowError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_at(tmp_path: Path, steps: int, floor_fid: float, trained: int | None = None) -> dict:
+    """A run whose autoencoder was trained `trained` steps (default: its budget) and whose floors are scored."""
+    params = load_params([], [f"run.results_dir={tmp_path}", f"autoencoder.train.steps={steps}"])
+    floor = {"fid": floor_fid, "fid_se": 0.5, "kid_mean": 0.01, "psnr_db": 26.0, "num_samples": 1000,
+             "reference_split": "train", "split": "test"}
+    for path, body in ((paths.autoencoder_floor_file(params), floor),
+                       (paths.data_floor_file(params), {**floor, "fid": 18.0, "fid_se": 0.4}),
+                       (paths.autoencoder_dir(params) / "manifest.json",
+                        {"training": {"step": trained or steps, "samples_seen": 64 * steps, "train_seconds": steps}})):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body))
+    return params
+
+
+def test_budget_points_line_up_into_a_table_with_the_ratio_to_the_data_floor(tmp_path: Path):
+    points = []
+    for steps, fid in ((4000, 24.0), (1000, 37.5)):  # given out of order: the table sorts by steps
+        _run_at(tmp_path / str(steps), steps, fid)
+        out = tmp_path / f"steps_{steps}.json"
+        assert main(["autoencoder-budget-point", "--set", f"run.results_dir={tmp_path / str(steps)}", "--set",
+                     f"autoencoder.train.steps={steps}", "--out", str(out)]) == 0
+        assert json.loads(out.read_text())["floor_fid"] == fid
+        points.append(out)
+    frame = write_table(points, tmp_path / "tables")
+    frame = frame.set_index("steps")
+    assert list(frame.index) == [1000, 4000]
+    assert frame.loc[1000, "ratio"] == pytest.approx(37.5 / 18.0)
+    assert frame.loc[4000, "floor_fid_ci"] == pytest.approx(0.98, abs=0.01)
+    assert "<= 1.5" in (tmp_path / "tables" / "autoencoder_budget.md").read_text()
+    assert pd.read_csv(tmp_path / "tables" / "autoencoder_budget.csv")["steps"].tolist() == [1000, 4000]
+
+
+def test_a_point_whose_autoencoder_has_another_budget_is_refused(tmp_path: Path):
+    with pytest.raises(LediflowError, match="trained 1000 steps, not autoencoder.train.steps=2000"):
+        point(_run_at(tmp_path, 2000, 30.0, trained=1000))
+    with pytest.raises(LediflowError, match="has no autoencoder floor, data floor, autoencoder manifest"):
+        point(load_params([], [f"run.results_dir={tmp_path / 'empty'}"]))
+
+
+def test_the_budget_workflow_plans_one_point_per_budget_in_order():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/autoencoder_budget.smk", "-n",
+                             "--forceall", "--config", "budgets=[1000,3000]", "--cores", "1"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    jobs = (result.stdout + result.stderr).split("rule ")
+    points = {block.split("output: ")[1].split()[0]: block.split("input: ")[1].splitlines()[0]
+              for block in jobs if block.startswith("point:")}
+    assert sorted(points) == ["results/ablations/autoencoder_budget/steps_1000.json",
+                              "results/ablations/autoencoder_budget/steps_3000.json"]
+    # 3000 continues 1000's autoencoder, so its job waits for the 1000-step point; 1000 waits for nothing
+    assert "steps_1000.json" in points["results/ablations/autoencoder_budget/steps_3000.json"]
+    assert "steps_" not in points["results/ablations/autoencoder_budget/steps_1000.json"].replace("steps_1000.yaml", "")
+    assert any(block.startswith("table:") for block in jobs)
