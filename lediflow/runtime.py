@@ -34,21 +34,39 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def draw_batch(generator: torch.Generator, count: int, size: int, hflip: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images of one training batch: sorted indices (memory-mapped reads go in file order) and, with
+    data.hflip, which of them to mirror. The only random draws a batch takes from the step's generator."""
+    idx = torch.randint(count, (size,), generator=generator, device=generator.device).cpu().numpy()
+    flip = (torch.rand(size, generator=generator, device=generator.device) < 0.5).cpu().numpy() if hflip else None
+    order = np.argsort(idx, kind="stable")
+    return idx[order], None if flip is None else flip[order]
+
+
+def read_batch(images: np.ndarray, idx: np.ndarray, flip: np.ndarray | None) -> torch.Tensor:
+    """uint8 images[idx], the flagged ones mirrored left-right."""
+    batch = torch.from_numpy(np.ascontiguousarray(images[idx]))
+    if flip is not None and flip.any():
+        mask = torch.from_numpy(flip)
+        batch[mask] = batch[mask].flip(-1)
+    return batch
+
+
 class ImageSource:
     """Random batches of one split, drawn with an explicit generator."""
 
-    def __init__(self, data_folder: str | Path, split: str, device: torch.device) -> None:
+    def __init__(self, data_folder: str | Path, split: str, device: torch.device, hflip: bool = False) -> None:
         array = load_split(data_folder, split)
         self.images = np.array(array) if array.nbytes < _IN_MEMORY_BYTES else array
-        self.device = device
+        self.device, self.hflip = device, hflip
         self.shape = tuple(self.images.shape[1:])
 
     def __len__(self) -> int:
         return len(self.images)
 
     def batch(self, generator: torch.Generator, size: int) -> torch.Tensor:
-        idx = torch.randint(len(self.images), (size,), generator=generator, device=generator.device).cpu().numpy()
-        return to_model_range(torch.from_numpy(self.images[np.sort(idx)]).to(self.device))
+        idx, flip = draw_batch(generator, len(self.images), size, self.hflip)
+        return to_model_range(read_batch(self.images, idx, flip).to(self.device))
 
     def slice(self, start: int, stop: int) -> torch.Tensor:
         return to_model_range(torch.from_numpy(np.array(self.images[start:stop])).to(self.device))
@@ -88,9 +106,15 @@ class LatentSource:
 
 
 def training_data(params: dict, space: str, split: str, device: torch.device) -> "ImageSource | LatentSource":
-    """What the prior and the flow of `space` learn: images (pixel) or normalised latents (latent)."""
+    """What the autoencoder, the prior and the flow of `space` learn: images (pixel; read ahead by data.workers
+    DataLoader processes when set, mirrored at random with data.hflip) or normalised latents (latent)."""
     from lediflow import paths
 
     if space == "pixel":
-        return ImageSource(paths.data_dir(params), split, device)
+        data = params["data"]
+        if data["workers"] > 0:
+            from lediflow.loader import PrefetchedImages
+
+            return PrefetchedImages(paths.data_dir(params), split, device, data["hflip"], data["workers"])
+        return ImageSource(paths.data_dir(params), split, device, data["hflip"])
     return LatentSource(paths.latents_dir(params), split, device)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from lediflow import artifacts, seeding
 from lediflow.checkpoint import load_tensors, save_tensors
 from lediflow.errors import LediflowError
+from lediflow.numerics import Numerics
 
 # loss_fn(model, generator) -> (scalar loss, extra scalars to log)
 LossFn = Callable[[nn.Module, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -110,23 +111,28 @@ def list_checkpoints(folder: Path) -> list[Path]:
 
 class Trainer:
     def __init__(self, model: nn.Module, loss_fn: LossFn, out_dir: str | Path, cfg: TrainConfig, seed: int,
-                 device: torch.device, fingerprint: dict[str, Any], desc: str = "train", progress: bool = True
-                 ) -> None:
+                 device: torch.device, fingerprint: dict[str, Any], desc: str = "train", progress: bool = True,
+                 numerics: Numerics | None = None, on_start: Callable[[int, Callable[[int], torch.Generator]], None]
+                 | None = None) -> None:
         self.cfg, self.seed, self.device, self.desc = cfg, seed, device, desc
+        self.numerics = numerics or Numerics(device)
+        # Told the first step and the generator of every step before the loop starts (a prefetching data loader).
+        self.on_start = on_start
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         # The fingerprint decides which checkpoints may be resumed; knobs that do not change the
         # optimisation path (the step budget, checkpoint/log cadence) are left out, so a finished
         # run can be extended by raising train.steps.
-        self.fingerprint = json.loads(json.dumps(_strip_cadence(fingerprint), sort_keys=True, default=str))
+        self.fingerprint = json.loads(json.dumps({**_strip_cadence(fingerprint), **self.numerics.fingerprint()},
+                                                 sort_keys=True, default=str))
         self.rank, self.world_size = world()
         if cfg.batch_size % self.world_size:
             raise LediflowError(f"batch_size {cfg.batch_size} is not divisible by {self.world_size} ranks; change train.batch_size")
         self.model = model.to(device)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1 else None)
         self.loss_fn = loss_fn
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = self.numerics.optimizer(self.model.parameters(), cfg.lr, cfg.weight_decay)
         self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.step = 0
         self.train_seconds = 0.0
@@ -251,6 +257,9 @@ class Trainer:
         self._trim_metrics() if resumed else (self.rank == 0 and self.metrics_path.unlink(missing_ok=True))
         net = self.ddp or self.model
         net.train()
+        forward = self.numerics.maybe_compile(net)  # the same parameters: EMA and checkpoints see self.model
+        if self.on_start is not None:
+            self.on_start(self.step, self.step_generator)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.desc, disable=not self.progress,
                    mininterval=2.0, dynamic_ncols=True)
@@ -262,8 +271,9 @@ class Trainer:
                 lr = learning_rate(self.step, cfg)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                gen = seeding.generator(self.device, self.seed, seeding.STREAM_TRAIN, self.step, self.rank)
-                loss, extra = self.loss_fn(net, gen)
+                gen = self.step_generator(self.step)
+                with self.numerics.autocast():  # run.precision; backward runs outside, as autocast wants
+                    loss, extra = self.loss_fn(forward, gen)
                 if not self._all_finite(loss):
                     raise NonFiniteLossError(self._nonfinite_message("loss", loss))
                 self.optimizer.zero_grad(set_to_none=True)
@@ -305,6 +315,10 @@ class Trainer:
         # Cumulative like train_seconds (restored from the checkpoint): both count every step since step 0.
         samples_seen = self.step * cfg.batch_size  # batch_size is global, split over ranks
         return TrainResult(self.step, resumed, self.train_seconds, samples_seen, n_params, loss_value)
+
+    def step_generator(self, step: int) -> torch.Generator:
+        """The generator of every random draw of `step` (data, noise, time): a pure function of (seed, step, rank)."""
+        return seeding.generator(self.device, self.seed, seeding.STREAM_TRAIN, step, self.rank)
 
     def _last_logged_loss(self) -> float:
         if not self.metrics_path.is_file():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from lediflow import artifacts
 from lediflow.checkpoint import save_model
+from lediflow.config import Params
+from lediflow.numerics import Numerics, configure
 from lediflow.train import LossFn, TrainConfig, Trainer, world
 
 
@@ -39,12 +41,25 @@ class TrainingJob:
     params_used: dict[str, Any]
     weights: dict[str, Any]  # hashes of the inputs, for the manifest
     extra: dict[str, Any] | None = None
+    numerics: Numerics | None = None  # run.precision / run.compile on this device (None: fp32)
+    on_start: Callable[[int, Callable[[int], torch.Generator]], None] | None = None  # a prefetching loader's start
+
+
+def data_options(params: Params, space: str) -> dict[str, Any]:
+    """Data options that change what a pixel-space model learns, for its fingerprint (empty by default, so
+    checkpoints made before the option existed still resume)."""
+    return {"hflip": True} if space == "pixel" and params["data"]["hflip"] else {}
+
+
+def job_runtime(params: Params, data: Any, device: torch.device) -> dict[str, Any]:
+    """The TrainingJob fields every training stage fills the same way: numerics, and the loader's start hook."""
+    return {"numerics": configure(params, device), "on_start": getattr(data, "start", None)}
 
 
 def run_training(job: TrainingJob, progress: bool = True) -> dict[str, Any]:
     """Fit (resuming when possible), save the EMA weights, write the manifest; {} on non-zero ranks."""
     trainer = Trainer(job.model, job.loss_fn, job.folder, job.train_cfg, job.seed, job.device, job.fingerprint,
-                      desc=job.folder.name, progress=progress)
+                      desc=job.folder.name, progress=progress, numerics=job.numerics, on_start=job.on_start)
     result = trainer.fit()
     if world()[0] != 0:
         return {}

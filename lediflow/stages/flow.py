@@ -11,7 +11,7 @@ from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_couplin
 from lediflow.flow_budget import flow_model_config
 from lediflow.models.dit import build_dit
 from lediflow.runtime import resolve_device, training_data
-from lediflow.stages.common import TrainingJob, file_hash, run_training
+from lediflow.stages.common import TrainingJob, data_options, file_hash, job_runtime, run_training
 from lediflow.stages.prior import input_fingerprint
 from lediflow.train import TrainConfig, init_distributed, world
 
@@ -27,7 +27,7 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
     model = build_dit(cfg["model"], resolution, channels, cfg["patch_size"])
     per_rank = train_cfg.batch_size // world()[1]
     fingerprint = {"data": input_fingerprint(params, space), "seed": params["run"]["seed"], "flow": cfg,
-                   "space": space, "prior": prior}
+                   "space": space, "prior": prior, **data_options(params, space)}
     weights: dict[str, str] = {"train_input_sha256": fingerprint["data"]}
     auxiliary = None
     if prior == "learned":
@@ -50,5 +50,5 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
         params["run"]["seed"], device, fingerprint, stage="train-flow",
         params_used={"run": params["run"], "flow": cfg, **({"prior": params["prior"]} if prior == "learned" else {})},
         weights=weights,
-        extra={"space": space, "prior": prior},
+        extra={"space": space, "prior": prior}, **job_runtime(params, data, device),
     ), progress)

@@ -12,8 +12,8 @@ from lediflow import artifacts, paths, seeding
 from lediflow.autoencoder import (LatentCodec, VAETrainingWrapper, build_vae, latent_shape, load_pretrained)
 from lediflow.config import Params
 from lediflow.images import save_grid
-from lediflow.runtime import ImageSource, resolve_device
-from lediflow.stages.common import data_fingerprint
+from lediflow.runtime import ImageSource, resolve_device, training_data
+from lediflow.stages.common import data_fingerprint, data_options, job_runtime
 from lediflow.train import TrainConfig, Trainer, init_distributed, world
 
 
@@ -35,7 +35,7 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
                                         extra={"vae_dir": cfg["pretrained"], "subfolder": cfg["subfolder"]})
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
-    data = ImageSource(paths.data_dir(params), "train", device)
+    data = training_data(params, "pixel", "train", device)
     channels, resolution = data.shape[0], data.shape[1]
     seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     wrapper = VAETrainingWrapper(build_vae(cfg, channels, resolution))
@@ -51,9 +51,9 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
         return mse + cfg["kl_weight"] * kl.mean() / x[0].numel(), {"mse": mse.item()}
 
     fingerprint = {"data": data_fingerprint(paths.data_dir(params)), "seed": params["run"]["seed"],
-                   "autoencoder": cfg}
+                   "autoencoder": cfg, **data_options(params, "pixel")}
     trainer = Trainer(wrapper, loss_fn, folder, train_cfg, params["run"]["seed"], device, fingerprint,
-                      desc="autoencoder", progress=progress)
+                      desc="autoencoder", progress=progress, **job_runtime(params, data, device))
     result = trainer.fit()
     if world()[0] != 0:
         return {}

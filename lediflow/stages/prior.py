@@ -12,7 +12,7 @@ from lediflow.models.auxiliary import AuxiliaryModel
 from lediflow.models.latent_mlp import LatentVelocityMLP
 from lediflow.prior import prior_loss, reparameterize
 from lediflow.runtime import ImageSource, LatentSource, resolve_device, training_data
-from lediflow.stages.common import TrainingJob, data_fingerprint, file_hash, run_training
+from lediflow.stages.common import TrainingJob, data_fingerprint, data_options, file_hash, job_runtime, run_training
 from lediflow.train import TrainConfig, init_distributed, world
 
 
@@ -43,9 +43,10 @@ def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> 
     data_hash = input_fingerprint(params, space)
     return run_training(TrainingJob(
         model, "auxiliary", loss_fn, paths.model_dir(params, paths.prior_name(space)), train_cfg,
-        params["run"]["seed"], device, fingerprint={"data": data_hash, "seed": params["run"]["seed"], "prior": cfg},
+        params["run"]["seed"], device,
+        fingerprint={"data": data_hash, "seed": params["run"]["seed"], "prior": cfg, **data_options(params, space)},
         stage="train-prior", params_used={"run": params["run"], "prior": cfg},
-        weights={"train_input_sha256": data_hash}, extra={"space": space},
+        weights={"train_input_sha256": data_hash}, extra={"space": space}, **job_runtime(params, data, device),
     ), progress)
 
 
@@ -107,6 +108,6 @@ def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = 
         params["run"]["seed"],
         device, fingerprint={"prior": prior_hash, "seed": params["run"]["seed"], "latent_sampler": cfg},
         stage="train-latent-sampler", params_used={"run": params["run"], "latent_sampler": cfg},
-        weights={"prior": prior_hash}, extra={"space": space},
+        weights={"prior": prior_hash}, extra={"space": space}, **job_runtime(params, data, device),
     ), progress)
 

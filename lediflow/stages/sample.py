@@ -14,6 +14,7 @@ from lediflow.checkpoint import load_model
 from lediflow.config import Params
 from lediflow.images import save_grid
 from lediflow.learned_prior import LearnedPrior
+from lediflow.numerics import configure
 from lediflow.runtime import resolve_device, to_model_range, to_uint8
 from lediflow.autoencoder import LatentCodec
 from lediflow.sample import sync, sample_batch
@@ -60,6 +61,10 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
     flow_model = None if zero_step else load_model(weights_dir, device)
     codec = load_decoder(params, space, device)
     arch = prior.auxiliary.arch if zero_step else flow_model.arch
+    # run.precision / run.compile; adaptive solvers keep the network in fp32 (lediflow/numerics.py)
+    adaptive = solver in paths.ADAPTIVE_SOLVERS
+    if flow_model is not None:
+        flow_model = configure(params, device).velocity(flow_model, adaptive)
     shape = (arch["channels"], arch["resolution"], arch["resolution"])
     count, batch = cfg["num_samples"], cfg["batch_size"]
     image_shape = artifacts.read_manifest(paths.data_dir(params), "run `lediflow prepare-data` (or snakemake) first")["shape"]
@@ -87,6 +92,7 @@ def sample_cell(params: Params, model: str, setting: str, progress: bool = True)
         "latent_sampler_nfe": float(np.mean(sampler_nfe)),
         "t_range": [t_lo, t_hi],  # the times the velocity network was called at (inside [0, 1])
         "seconds_per_image": {k: v / count for k, v in seconds.items()},
+        "precision": "fp32" if adaptive or zero_step else params["run"]["precision"],
         "device": device_name(device), "checkpoint_sha256": file_hash(weights_dir / "model.safetensors"),
     }
     record["seconds_per_image"]["total"] = sum(record["seconds_per_image"].values())

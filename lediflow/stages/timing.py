@@ -19,6 +19,7 @@ import torch
 from lediflow import artifacts, paths
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
+from lediflow.numerics import configure
 from lediflow.runtime import resolve_device
 from lediflow.sample import sample_batch
 from lediflow.stages.common import file_hash
@@ -27,7 +28,8 @@ from lediflow.stages.sample import decode_timed, device_name, load_decoder, load
 
 def _time_once(arm: dict, setting: str, indices: list[int], params: Params, device: torch.device) -> dict:
     solver, steps, tol = paths.parse_setting(setting)
-    out = sample_batch(arm["flow"], arm["prior"], indices, params["run"]["seed"], arm["shape"], solver, steps, tol,
+    velocity = arm["numerics"].velocity(arm["flow"], adaptive=solver in paths.ADAPTIVE_SOLVERS)
+    out = sample_batch(velocity, arm["prior"], indices, params["run"]["seed"], arm["shape"], solver, steps, tol,
                        device)
     _, out.seconds["decode"] = decode_timed(arm["codec"], out.images, device)
     per_image = {k: 1000 * v / len(indices) for k, v in out.seconds.items()}
@@ -44,6 +46,7 @@ def time_cells(params: Params, space: str) -> dict:
         flow_model = load_model(paths.model_dir(params, model), device)
         arch = flow_model.arch
         arms[model] = {"flow": flow_model, "prior": load_source(params, space, prior, device), "codec": codec,
+                       "numerics": configure(params, device),
                        "shape": (arch["channels"], arch["resolution"], arch["resolution"]),
                        "settings": paths.solver_settings(params, model),
                        "sha256": file_hash(paths.model_dir(params, model) / "model.safetensors")}

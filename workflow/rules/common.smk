@@ -41,3 +41,19 @@ def bench_file(name):
 wildcard_constraints:
     space="pixel|latent",
     prior="gaussian|learned",
+
+
+# Data options that change what a model learns but not the prepared dataset (data.workers changes neither).
+TRAINING_ONLY_DATA_KEYS = ("workers", "hflip")
+
+
+def with_options(section, space, training=True):
+    """A rule's params plus the run-wide options that change its result (data.hflip for pixel-space training,
+    run.precision), added only where they differ from their defaults, so that runs made before the options
+    existed are not re-made."""
+    extra = {}
+    if training and space == "pixel" and PARAMS["data"]["hflip"]:
+        extra["hflip"] = True
+    if PARAMS["run"]["precision"] != "fp32":
+        extra["precision"] = PARAMS["run"]["precision"]
+    return {**section, **extra} if extra else section

@@ -7,7 +7,7 @@ rule prepare_data:
         test=f"{RUN_DIR}/data/test.npy",
         manifest=f"{RUN_DIR}/data/manifest.json",
     params:
-        section=PARAMS["data"],
+        section={k: v for k, v in PARAMS["data"].items() if k not in TRAINING_ONLY_DATA_KEYS},
     benchmark:
         f"{RUN_DIR}/benchmarks/prepare_data.tsv",
     log:

@@ -14,7 +14,7 @@ rule train_flow:
     output:
         **model_files(paths.flow_name("{space}", "{prior}")),
     params:
-        flow=lambda wc: flow_model_config(PARAMS, wc.space, wc.prior),
+        flow=lambda wc: with_options(flow_model_config(PARAMS, wc.space, wc.prior), wc.space),
         std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
     threads: workflow.cores
     resources:

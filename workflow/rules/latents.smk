@@ -7,7 +7,8 @@ rule train_autoencoder:
     output:
         manifest=f"{paths.autoencoder_dir(PARAMS)}/manifest.json",
     params:
-        autoencoder={k: v for k, v in PARAMS["autoencoder"].items() if k != "encode_batch_size"},
+        autoencoder=with_options({k: v for k, v in PARAMS["autoencoder"].items() if k != "encode_batch_size"},
+                                 "pixel"),
     threads: workflow.cores
     resources:
         gpus=0,

@@ -7,7 +7,7 @@ rule train_prior:
     output:
         **model_files("prior-{space}"),
     params:
-        section=PARAMS["prior"],
+        section=lambda wc: with_options(PARAMS["prior"], wc.space),
     threads: workflow.cores
     resources:
         gpus=0,
@@ -25,7 +25,7 @@ rule train_latent_sampler:
     output:
         **model_files("latent_sampler-{space}"),
     params:
-        section=PARAMS["latent_sampler"],
+        section=lambda wc: with_options(PARAMS["latent_sampler"], wc.space, training=False),
     threads: workflow.cores
     resources:
         gpus=0,

@@ -30,7 +30,7 @@ rule sample:
         record=f"{RUN_DIR}/samples/{{model}}/{{setting}}/record.json",
         grid=f"{RUN_DIR}/samples/{{model}}/{{setting}}/grid.png",
     params:
-        sample={k: PARAMS["sample"][k] for k in SAMPLE_KEYS},
+        sample=with_options({k: PARAMS["sample"][k] for k in SAMPLE_KEYS}, "pixel", training=False),
         source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
     # All cores and one job at a time: the per-image timings in record.json must not share the CPU.
     threads: workflow.cores
@@ -58,7 +58,8 @@ rule time_cells:
     output:
         f"{RUN_DIR}/timing/{{space}}.json",
     params:
-        timing={k: PARAMS["sample"][k] for k in ("timing_images", "timing_repeats")},
+        timing=with_options({k: PARAMS["sample"][k] for k in ("timing_images", "timing_repeats")}, "pixel",
+                            training=False),
         settings=lambda wc: {m: paths.solver_settings(PARAMS, m) for m in paths.flow_models(PARAMS)
                              if f"-{wc.space}-" in m},
     # All cores, one job at a time: nothing else may share the CPU while it is timed.
