@@ -10,6 +10,10 @@
   counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
 - scorer_ratio (benchmarks/scorer.py, issue 13): Inception img/s in channels_last, as the score stage runs
   it, over the default memory layout; same features to float noise (tests/test_metrics.py).
+- loader_ratio (benchmarks/loader.py, issue 17): s/step of a 256x256 DiT step on a cached batch over s/step
+  reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
+- GPU section (benchmarks/gpu.py, issue 17), only where CUDA is present: train img/s of the presets' DiT at
+  256 px and on 32x32x4 latents, sampling ms/image at euler-8, Inception img/s, the Trainer/bare-loop ratio.
 - pipeline (benchmarks/pipeline.py, issue 8): `snakemake -n` time on the default config, the smoke run's
   end-to-end wall time and each stage's peak RSS (Snakemake `benchmark:` files), a no-op `dvc repro`.
   Absolute times, reported for planning; no issue set a target for them.
@@ -123,9 +127,15 @@ def main() -> None:
     for solver in ("euler", "midpoint", "rk4"):
         ratio, nfe = sample_overhead(solver, 8, 250, repeats)
         rows.append((f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250"))
+    from loader import run as loader_rows
     from scorer import run as scorer_rows
 
     rows.extend(scorer_rows(repeats=repeats))
+    rows.extend(loader_rows(repeats=repeats))
+    if torch.cuda.is_available():  # the GPU section (issue 17)
+        from gpu import run as gpu_rows
+
+        rows.extend(gpu_rows())
     if not args.no_pipeline:
         from pipeline import run as pipeline_rows
 

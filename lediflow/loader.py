@@ -59,8 +59,8 @@ class PrefetchedImages(ImageSource):
     """ImageSource whose training batches are read ahead by `workers` processes (pinned memory on CUDA)."""
 
     def __init__(self, data_folder: str | Path, split: str, device: torch.device, hflip: bool, workers: int,
-                 prefetch: int = 4) -> None:
-        super().__init__(data_folder, split, device, hflip)
+                 prefetch: int = 4, **kwargs) -> None:
+        super().__init__(data_folder, split, device, hflip, **kwargs)
         self.folder, self.split, self.workers, self.prefetch = Path(data_folder), split, workers, prefetch
         self.first: int | None = None
         self.make_generator: Callable[[int], torch.Generator] | None = None

@@ -55,9 +55,10 @@ def read_batch(images: np.ndarray, idx: np.ndarray, flip: np.ndarray | None) -> 
 class ImageSource:
     """Random batches of one split, drawn with an explicit generator."""
 
-    def __init__(self, data_folder: str | Path, split: str, device: torch.device, hflip: bool = False) -> None:
+    def __init__(self, data_folder: str | Path, split: str, device: torch.device, hflip: bool = False,
+                 in_memory_bytes: int = _IN_MEMORY_BYTES) -> None:
         array = load_split(data_folder, split)
-        self.images = np.array(array) if array.nbytes < _IN_MEMORY_BYTES else array
+        self.images = np.array(array) if array.nbytes < in_memory_bytes else array
         self.device, self.hflip = device, hflip
         self.shape = tuple(self.images.shape[1:])
 

@@ -8,6 +8,7 @@ OUT/rank<r>.safetensors.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,9 +25,18 @@ from lediflow.train import TrainConfig, Trainer, init_distributed, world  # noqa
 DATA = torch.linspace(-1, 1, 8 * 16 * 16).reshape(8, 1, 16, 16)
 
 
+def toy_device() -> torch.device:
+    """cpu, or (LEDIFLOW_TOY_DEVICE=cuda, tests/test_gpu.py's NCCL check) this rank's GPU."""
+    if os.environ.get("LEDIFLOW_TOY_DEVICE") == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def make_trainer(out: Path, steps: int, sleep: float = 0.0, fail_at: int | None = None,
                  checkpoint_every: int = 2) -> Trainer:
     torch.manual_seed(0)
+    device = toy_device()
+    data = DATA.to(device)
     model = build_dit("dit-xs", 16, 1, 4)
     cfg = TrainConfig(steps=steps, batch_size=4, lr=1e-3, warmup_steps=2, checkpoint_every=checkpoint_every,
                       keep_checkpoints=3, log_every=1, ema_decay=0.9)
@@ -37,12 +47,12 @@ def make_trainer(out: Path, steps: int, sleep: float = 0.0, fail_at: int | None 
             return torch.tensor(float("nan"), requires_grad=True), {}
         if sleep:
             time.sleep(sleep)
-        idx = torch.randint(len(DATA), (per_rank,), generator=gen)
-        x1 = DATA[idx]
+        idx = torch.randint(len(data), (per_rank,), generator=gen, device=gen.device)
+        x1 = data[idx]
         x0 = gaussian_coupling(x1, gen)
         return flow_matching_loss(net, x0, x1, sample_time(per_rank, gen, x1.device)).total, {}
 
-    trainer = Trainer(model, loss_fn, out, cfg, seed=7, device=torch.device("cpu"),
+    trainer = Trainer(model, loss_fn, out, cfg, seed=7, device=device,
                       fingerprint={"toy": 1}, desc="toy", progress=False)
     return trainer
 
@@ -53,11 +63,11 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args()
-    init_distributed(torch.device("cpu"))
+    init_distributed(toy_device())
     trainer = make_trainer(args.out, args.steps, args.sleep)
     trainer.fit()
     rank = world()[0]
-    save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()},
+    save_file({k: v.contiguous().cpu() for k, v in trainer.model.state_dict().items()},
               str(args.out / f"rank{rank}.safetensors"))
     print(f"done rank {rank}", flush=True)
 

@@ -56,6 +56,13 @@ def job_runtime(params: Params, data: Any, device: torch.device) -> dict[str, An
     return {"numerics": configure(params, device), "on_start": getattr(data, "start", None)}
 
 
+def numerics_record(numerics: Numerics) -> dict[str, Any]:
+    """How a model was trained, for its manifest (absent at the defaults, like the fingerprint's entry)."""
+    if numerics.precision == "fp32" and not numerics.compile:
+        return {}
+    return {"numerics": {"precision": numerics.precision, "compile": numerics.compile}}
+
+
 def run_training(job: TrainingJob, progress: bool = True) -> dict[str, Any]:
     """Fit (resuming when possible), save the EMA weights, write the manifest; {} on non-zero ranks."""
     trainer = Trainer(job.model, job.loss_fn, job.folder, job.train_cfg, job.seed, job.device, job.fingerprint,
@@ -66,5 +73,6 @@ def run_training(job: TrainingJob, progress: bool = True) -> dict[str, Any]:
     save_model(job.folder, job.kind, job.model, trainer.ema)
     return artifacts.write_manifest(
         job.folder, job.stage, job.params_used, weights=job.weights,
-        extra={"training": asdict(result), "fingerprint": job.fingerprint, **(job.extra or {})},
+        extra={"training": asdict(result), "fingerprint": job.fingerprint, **numerics_record(trainer.numerics),
+               **(job.extra or {})},
     )

@@ -13,7 +13,7 @@ from lediflow.autoencoder import (LatentCodec, VAETrainingWrapper, build_vae, la
 from lediflow.config import Params
 from lediflow.images import save_grid
 from lediflow.runtime import ImageSource, resolve_device, training_data
-from lediflow.stages.common import data_fingerprint, data_options, job_runtime
+from lediflow.stages.common import data_fingerprint, data_options, job_runtime, numerics_record
 from lediflow.train import TrainConfig, Trainer, init_distributed, world
 
 
@@ -62,7 +62,7 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
         wrapper.vae.save_pretrained(stage)
     return artifacts.write_manifest(folder, "train-autoencoder", {"run": params["run"], "autoencoder": cfg},
                                     extra={"vae_dir": str(folder / "vae"), "training": result.__dict__,
-                                           "fingerprint": fingerprint})
+                                           "fingerprint": fingerprint, **numerics_record(trainer.numerics)})
 
 
 def _vae_location(params: Params) -> tuple[str, str | None]:
