@@ -7,6 +7,8 @@ latent sampler all see roughly unit-variance inputs.
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,11 @@ def load_pretrained(name: str, subfolder: str | None, device: torch.device) -> A
     for weights in sorted(Path(name, subfolder or "").glob("*.safetensors")) if local else []:
         artifacts.verify_file(weights)
     try:
-        vae = AutoencoderKL.from_pretrained(name, subfolder=subfolder, local_files_only=local)
+        with warnings.catch_warnings():  # hub deprecation notices are not the user's business: one line or none
+            warnings.simplefilter("ignore")
+            # low_cpu_mem_usage=False: the accelerate-less default prints a multi-line notice and changes nothing
+            vae = AutoencoderKL.from_pretrained(name, subfolder=subfolder, local_files_only=local,
+                                                low_cpu_mem_usage=False)
     except OSError as exc:
         hint = "check the folder" if local else "run once with a network, or set autoencoder.pretrained to a local folder"
         raise LediflowError(f"cannot load AutoencoderKL {name!r} ({str(exc).splitlines()[0][:120]}); {hint}") from None
