@@ -51,8 +51,9 @@ def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dic
     params_file = run / "params.yaml"
     if not params_file.is_file():
         raise LediflowError(f"{run} is not a finished run (no params.yaml); run its config with snakemake first")
-    resolved = read_yaml(params_file)
-    scores = tables.load_cells(run, CELLS[cells](load_params([str(params_file)])))
+    # Defaults filled in: an arm written before a key existed must not 'differ' from one written after.
+    resolved = load_params([str(params_file)])
+    scores = tables.load_cells(run, CELLS[cells](resolved))
     report_file = run / "prior_report" / "pixel" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     return resolved, scores, report

@@ -203,3 +203,12 @@ def test_equal_time_steps_scale_inversely_with_step_time_and_round_to_hundreds(m
     assert backbone.equal_time_steps(4400, 1.0, 4.0) == 1100
     assert backbone.equal_time_steps(4400, 1.0, 3.0) == 1500  # 1466.7 -> nearest hundred
     assert backbone.equal_time_steps(4400, 1.0, 1000.0) == 100  # never below one hundred steps
+
+
+def test_an_arm_written_before_a_key_existed_does_not_differ_in_it(tmp_path: Path):
+    runs = [fake_run(tmp_path, "ablation-a", 0.5, {"euler-1": 80.0}), fake_run(tmp_path, "ablation-b", 1.5, {"euler-1": 90.0})]
+    old = yaml.safe_load((runs[0] / "params.yaml").read_text())
+    del old["run"]["precision"], old["data"]["hflip"]  # as a params.yaml from before issue 17 reads
+    (runs[0] / "params.yaml").write_text(yaml.safe_dump(old))
+    _, wide = compare_runs(runs)
+    assert wide.loc["ablation-a", "differs"] == "prior.std_scale=0.5"
