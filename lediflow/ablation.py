@@ -119,8 +119,7 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
     return long, pd.DataFrame(wide_rows).set_index("arm")
 
 
-CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior (the Gaussian flow where an arm "
-           "trains only that), pixel space unless the cell says latent. Cells: FID / KID "
+CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior, pixel space. Cells: FID / KID "
            "(lower is better) per solver setting. mse_paired_x0: mean squared distance per pixel between the data "
            "and its paired prior sample (the ODE's path length); gaussian_over_paired: the Gaussian coupling's "
            "distance over it. 'differs' lists the resolved params that are not equal across the arms.")
@@ -132,7 +131,10 @@ PRIOR_CAPTION = (" Prior-only study: no flow is trained; the cells are the learn
                  "posteriors (the sampler alone).")
 
 
-SCORES_CAPTION = (" Flow-only study at equal training wall time: flow_steps and flow_train_seconds are each arm's "
+SCORES_CAPTION = ("Study {study}: one run per arm, each training only the flows it names (here the Gaussian "
+                  "baseline), in the space each cell names. Cells: FID / KID (lower is better) per solver setting; "
+                  "'differs' lists the resolved params that are not equal across the arms. Flow-only study at "
+                  "equal training wall time: flow_steps and flow_train_seconds are each arm's "
                   "optimiser steps and measured training seconds (model manifests); best_fid is the arm's lowest "
                   "FID over its solver cells, +- 95% bootstrap half-width.")
 
@@ -142,7 +144,10 @@ def write_study(study: str, runs: list[Path], out_dir: Path, cells: str = "table
     from lediflow import artifacts
 
     long, wide = compare_runs(runs, cells)
-    caption = CAPTION.format(study=study) + {"prior": PRIOR_CAPTION, "scores": SCORES_CAPTION}.get(cells, "")
+    if cells == "scores":
+        caption = SCORES_CAPTION.format(study=study)
+    else:
+        caption = CAPTION.format(study=study) + (PRIOR_CAPTION if cells == "prior" else "")
     tables.write_table(wide, Path(out_dir), study, caption)
     artifacts.write_text_atomic(Path(out_dir) / f"{study}_long.csv", long.to_csv(index=False, float_format="%.6g"))
     return wide

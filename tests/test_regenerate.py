@@ -18,8 +18,11 @@ def _git_files(prefix: str) -> list[str]:
 
 
 def _committed_runs() -> list[str]:
-    return sorted({Path(f).parts[1] for f in _git_files("results") if f.endswith("/params.yaml")
-                   and len(Path(f).parts) == 3})
+    """Runs whose tables are committed (prior-only study arms commit scores and reports, no tables)."""
+    files = _git_files("results")
+    with_params = {Path(f).parts[1] for f in files if f.endswith("/params.yaml") and len(Path(f).parts) == 3}
+    with_tables = {Path(f).parts[1] for f in files if len(Path(f).parts) > 3 and Path(f).parts[2] == "tables"}
+    return sorted(with_params & with_tables)
 
 
 def _clone_results(tmp_path: Path, run: str) -> Path:
