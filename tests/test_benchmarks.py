@@ -1,7 +1,12 @@
-"""The pipeline benchmark's reading of Snakemake's benchmark files (the timing itself is not a test)."""
+"""The pipeline benchmark's reading of Snakemake's benchmark files (the timing itself is not a test), and the GPU
+check script's refusal on a machine without CUDA."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
+
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -27,3 +32,13 @@ def test_planned_jobs_reads_snakemakes_job_stats():
     stats = "Job stats:\njob      count\n-----  -------\narm          6\ntotal       10\n\nReasons:"
     assert _pipeline_module().planned_jobs(stats) == 10
     assert _pipeline_module().planned_jobs("Nothing to be done.") is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_check_refuses_without_cuda_in_one_line_and_writes_nothing(tmp_path: Path):
+    out = tmp_path / "gpu_check"
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(out)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout.strip().count("\n") == 0 and "no CUDA device" in done.stdout
+    assert not out.exists()
