@@ -109,7 +109,9 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
                               "nfe": row["nfe"], "fid": row["fid"], "kid_mean": row["kid_mean"],
                               "fid_se": row["fid_se"], "kid_se": row["kid_se"], "mmd_inception": row["mmd_inception"],
                               "num_samples": row["num_samples"]})
-            wide[f"{row['space']} {row['setting']}"] = f"{row['fid']:.2f} / {row['kid_mean']:.4f}"
+            wide[f"{row['space']} {row['setting']}"] = (
+                tables.plus_minus(row["fid"], row["fid_se"], 1) if cells == "scores"
+                else f"{row['fid']:.2f} / {row['kid_mean']:.4f}")
         wide_rows.append(wide)
     long = pd.DataFrame(long_rows)
     counts = long.groupby("arm")["setting"].apply(frozenset)
@@ -131,12 +133,12 @@ PRIOR_CAPTION = (" Prior-only study: no flow is trained; the cells are the learn
                  "posteriors (the sampler alone).")
 
 
-SCORES_CAPTION = ("Study {study}: one run per arm, each training only the flows it names (here the Gaussian "
-                  "baseline), in the space each cell names. Cells: FID / KID (lower is better) per solver setting; "
-                  "'differs' lists the resolved params that are not equal across the arms. Flow-only study at "
-                  "equal training wall time: flow_steps and flow_train_seconds are each arm's "
-                  "optimiser steps and measured training seconds (model manifests); best_fid is the arm's lowest "
-                  "FID over its solver cells, +- 95% bootstrap half-width.")
+SCORES_CAPTION = ("Study {study}: one run per arm, each training only the flows its flow.priors names, in the space "
+                  "each cell names. Cells: FID +- 95% bootstrap half-width (lower is better) per solver setting; "
+                  "'differs' lists the resolved params that are not equal across the arms. flow_steps and "
+                  "flow_train_seconds are each arm's optimiser steps and measured training seconds (model "
+                  "manifests), the budget the study gave it (equal steps, or equal wall time where its arm files "
+                  "say so); best_fid is the arm's lowest FID over its solver cells, NFE-0 prior cells excluded.")
 
 
 def write_study(study: str, runs: list[Path], out_dir: Path, cells: str = "tables") -> pd.DataFrame:

@@ -171,7 +171,8 @@ def test_a_flow_only_study_reports_each_arms_training_compute_and_best_cell(tmp_
     out = tmp_path / "out"
     assert main(["compare-runs", "--study", "bb", "--cells", "scores", "--out", str(out),
                  "--runs", *map(str, runs)]) == 0
-    assert "equal training wall time" in (out / "bb.md").read_text()
+    assert "FID +- 95%" in (out / "bb.md").read_text()
+    assert wide.loc["ablation-p2", "pixel euler-16"] == "95.0 ± 2.0"  # scores studies carry intervals per cell
 
 
 def test_backbone_arms_train_for_the_reference_wall_time_by_the_committed_step_times(monkeypatch):
