@@ -15,6 +15,7 @@ import pandas as pd
 from lediflow import artifacts, paths, tables
 from lediflow.config import Params
 from lediflow.errors import LediflowError
+from lediflow.flow_budget import train_section
 
 CAPTION = ("Autoencoder budget: one AutoencoderKL trained on (constant learning rate after warm-up, so each row "
            "is the autoencoder trained for exactly that many steps). floor_fid: its posterior-mean reconstructions "
@@ -34,9 +35,10 @@ def point(params: Params) -> dict:
     floor, data = (tables.read_json(files[k], "run `lediflow autoencoder-floor`")
                    for k in ("autoencoder floor", "data floor"))
     training = json.loads(files["autoencoder manifest"].read_text())["training"]
-    if training["step"] != params["autoencoder"]["train"]["steps"]:
+    steps = train_section(params, "autoencoder")["steps"]
+    if training["step"] != steps:
         raise LediflowError(f"the autoencoder in {paths.run_dir(params)} was trained {training['step']} steps, not "
-                            f"autoencoder.train.steps={params['autoencoder']['train']['steps']}; rerun its floor")
+                            f"the {steps} its params give; rerun its floor")
     return {"steps": training["step"], "samples_seen": training["samples_seen"],
             "train_seconds": training["train_seconds"], "psnr_db": floor["psnr_db"],
             "floor_fid": floor["fid"], "floor_fid_se": floor["fid_se"], "floor_kid": floor["kid_mean"],

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from lediflow.config import Params, load_params
@@ -216,6 +217,18 @@ def _budget_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/ablations", help="folder for autoencoder_budget.md/.csv/.tex")
 
 
+def _scaling(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.scaling import write
+
+    summary = write([Path(r) for r in args.runs], Path(args.out))
+    print(f"scaling: {len(summary)} (space, scale) points from {len(args.runs)} runs -> {args.out}/scaling.md")
+
+
+def _scaling_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="the study's run folders")
+    parser.add_argument("--out", default="results/scaling", help="folder for scaling.md/.csv/.tex and figures")
+
+
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
     from lediflow import dvcgen
 
@@ -251,6 +264,8 @@ STAGES: dict[str, Stage] = {
                                       _point_args, writes_run=False),
     "autoencoder-budget": Stage(_budget_table, "the autoencoder floor against training steps (table)",
                                 _budget_args, writes_run=False),
+    "scaling": Stage(_scaling, "the scaling study's tables and figures from its finished runs", _scaling_args,
+                     writes_run=False),
     "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),

@@ -116,3 +116,39 @@ def training_losses(training_dir: Path, folder: Path, columns: int = 3) -> list[
         ax.set_visible(False)
     fig.tight_layout()
     return _save(fig, folder, "training_losses")
+
+
+SCALING_PANELS = (("best FID", (("baseline_best_fid", "gaussian"), ("ledi_best_fid", "learned"))),
+                  ("NFE speedup at matched FID (Euler)", (("speedup_nfe", None),)),
+                  ("wall-clock speedup at matched FID", (("speedup_wall_clock", None),)),
+                  ("FID ratio baseline / LeDiFlow, equal NFE", (("fid_ratio", None),)))
+
+
+def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
+    """One figure per space: each scaling metric against training compute (log x), 95% bars, the data floor on
+    the FID panel and the no-effect line (1) on the ratio panels."""
+    out = []
+    for space, rows in summary.groupby("space"):
+        rows = rows.sort_values("scale")
+        timed = rows["ledi_train_seconds"].notna().all()
+        x = rows["ledi_train_seconds"] if timed else rows["scale"]
+        fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(4.0 * len(SCALING_PANELS), 3.3), squeeze=False)
+        for ax, (title, series) in zip(axes[0], SCALING_PANELS):
+            for metric, prior in series:
+                style = STYLE[prior] if prior else {"color": "black", "label": None}
+                ax.errorbar(x, rows[metric], yerr=rows[f"{metric}_ci"].fillna(0), fmt="o-", capsize=2,
+                            color=style["color"], label=style["label"])
+            if prior is None:
+                ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+            elif rows["data_floor_fid"].notna().any():
+                ax.axhline(rows["data_floor_fid"].mean(), color="grey", ls="--", lw=1, label="data floor")
+                ax.legend(fontsize=7)
+            ax.set_xscale("log")
+            ax.set_xlabel("LeDiFlow training seconds" if timed else "training scale", fontsize=8)
+            ax.set_title(title, fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{space} space", fontsize=10)
+        fig.tight_layout()
+        out += _save(fig, folder, f"scaling_{space}")
+    return out

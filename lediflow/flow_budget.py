@@ -1,4 +1,5 @@
-"""Which params define one flow model, and how long it trains (the equal-compute baseline).
+"""Which params define one flow model, and how long each network trains (run.train_scale, the equal-compute
+baseline).
 
 Light on imports: the Snakefile reads it at parse time.
 """
@@ -12,10 +13,22 @@ from lediflow.config import Params
 _SWEEP_KEYS = ("spaces", "priors", "baseline_extra_steps", "patch_size", "latent_patch_size")
 
 
+def scaled_steps(params: Params, steps: int) -> int:
+    """run.train_scale times `steps`, rounded (at least 1): one knob lengthens every network's training together."""
+    return max(1, round(steps * params["run"]["train_scale"]))
+
+
+def train_section(params: Params, section: str) -> dict:
+    """A trained section's `train` settings (autoencoder, prior, latent_sampler) with its steps scaled."""
+    train = params[section]["train"]
+    return {**train, "steps": scaled_steps(params, train["steps"])}
+
+
 def flow_steps(params: Params, prior: str) -> int:
-    """The baseline gets baseline_extra_steps more, to match the learned pipeline's compute."""
-    steps = params["flow"]["train"]["steps"]
-    return steps + (params["flow"]["baseline_extra_steps"] if prior == "gaussian" else 0)
+    """The baseline gets baseline_extra_steps more, to match the learned pipeline's compute (both scaled)."""
+    steps = scaled_steps(params, params["flow"]["train"]["steps"])
+    extra = params["flow"]["baseline_extra_steps"] if prior == "gaussian" else 0
+    return steps + (scaled_steps(params, extra) if extra else 0)
 
 
 def flow_model_config(params: Params, space: str, prior: str) -> dict:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lediflow.config import load_params
-from lediflow.flow_budget import flow_model_config, flow_steps
+from lediflow.flow_budget import flow_model_config, flow_steps, train_section
 from lediflow.models.dit import build_dit
 from lediflow.train import TrainConfig, Trainer
 
@@ -55,3 +55,15 @@ def test_raising_baseline_steps_keeps_its_checkpoints_resumable(params, tmp_path
 
     assert fingerprint(a) == fingerprint(b)
     assert fingerprint(a) != fingerprint(flow_model_config(_with("flow.train.lr=0.5"), "latent", "gaussian"))
+
+
+def test_train_scale_multiplies_every_networks_steps_and_keeps_the_baselines_share(params):
+    scaled = _with("run.train_scale=2")
+    for section in ("autoencoder", "prior", "latent_sampler"):
+        assert train_section(scaled, section)["steps"] == 2 * params[section]["train"]["steps"]
+        assert train_section(params, section) == params[section]["train"]  # scale 1 changes nothing
+        assert train_section(scaled, section)["warmup_steps"] == params[section]["train"]["warmup_steps"]
+    for prior in ("gaussian", "learned"):
+        assert flow_steps(scaled, prior) == 2 * flow_steps(params, prior)
+    quarter = _with("run.train_scale=0.25")
+    assert flow_steps(quarter, "gaussian") - flow_steps(quarter, "learned") == params["flow"]["baseline_extra_steps"] // 4

@@ -85,3 +85,17 @@ def test_training_stages_start_from_the_same_weights_every_run(tmp_path: Path, i
         train_prior(params, "pixel", progress=False)
         hashes.append(artifacts.sha256_file(paths.model_dir(params, "prior-pixel") / "model.safetensors"))
     assert hashes[0] == hashes[1]
+
+
+def test_train_scale_lengthens_every_trained_network_together(tmp_path: Path, image_tree: Path):
+    from lediflow.stages.prior import train_latent_sampler, train_prior
+
+    params = _params(tmp_path, image_tree, "run.train_scale=1.5", "autoencoder.train.steps=2",
+                     "prior.channels=[4, 8]", "prior.z_dim=4", "prior.train.steps=2", "prior.train.batch_size=4",
+                     "prior.train.checkpoint_every=10", "latent_sampler.hidden=8", "latent_sampler.depth=1",
+                     "latent_sampler.train.steps=4", "latent_sampler.train.batch_size=4",
+                     "latent_sampler.train.checkpoint_every=10", "latent_sampler.train.warmup_steps=0")
+    prepare(params)
+    assert train_autoencoder(params, progress=False)["training"]["step"] == 3  # round(2 x 1.5)
+    assert train_prior(params, "pixel", progress=False)["training"]["step"] == 3
+    assert train_latent_sampler(params, "pixel", progress=False)["training"]["step"] == 6

@@ -11,6 +11,7 @@ import torch
 from lediflow import artifacts, paths, seeding
 from lediflow.autoencoder import (LatentCodec, VAETrainingWrapper, build_vae, latent_shape, load_pretrained)
 from lediflow.config import Params
+from lediflow.flow_budget import train_section
 from lediflow.images import save_grid
 from lediflow.runtime import ImageSource, resolve_device, training_data
 from lediflow.stages.common import data_fingerprint, data_options, job_runtime, numerics_record
@@ -40,7 +41,7 @@ def train_autoencoder(params: Params, progress: bool = True) -> dict:
     seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
     wrapper = VAETrainingWrapper(build_vae(cfg, channels, resolution))
     z_shape = latent_shape(wrapper.vae, resolution)
-    train_cfg = TrainConfig.from_params(cfg["train"])
+    train_cfg = TrainConfig.from_params(train_section(params, "autoencoder"))
     per_rank = train_cfg.batch_size // world()[1]
 
     def loss_fn(net: torch.nn.Module, gen: torch.Generator):

@@ -7,6 +7,7 @@ import torch
 from lediflow import artifacts, paths, seeding
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
+from lediflow.flow_budget import train_section
 from lediflow.flow import flow_matching_loss, sample_time
 from lediflow.models.auxiliary import AuxiliaryModel
 from lediflow.models.latent_mlp import LatentVelocityMLP
@@ -27,7 +28,7 @@ def input_fingerprint(params: Params, space: str) -> str:
 def train_prior(params: Params, space: str = "pixel", progress: bool = True) -> dict:
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
-    cfg, train_cfg = params["prior"], TrainConfig.from_params(params["prior"]["train"])
+    cfg, train_cfg = params["prior"], TrainConfig.from_params(train_section(params, "prior"))
     data = training_data(params, space, "train", device)
     channels, resolution = data.shape[0], data.shape[1]
     seeding.seed_model_init(params["run"]["seed"])  # weights start the same in every run
@@ -75,7 +76,7 @@ def train_latent_sampler(params: Params, space: str = "pixel", progress: bool = 
     """Flow matching from N(0, I) to the aggregate posterior of z, z ~ q(z | y) over the training set."""
     device = resolve_device(params["run"]["device"])
     init_distributed(device)
-    cfg, train_cfg = params["latent_sampler"], TrainConfig.from_params(params["latent_sampler"]["train"])
+    cfg, train_cfg = params["latent_sampler"], TrainConfig.from_params(train_section(params, "latent_sampler"))
     prior_dir = paths.model_dir(params, paths.prior_name(space))
     prior = load_model(prior_dir, device)
     data = training_data(params, space, "train", device)

@@ -8,6 +8,8 @@ need DVC outputs (sample strips) are left as they are when those are absent.
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from pathlib import Path
 
@@ -57,7 +59,8 @@ def _comparison_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def sync_training_metrics(params: Params) -> list[Path]:
-    """Copy each trained model's metrics.jsonl (a DVC output) to results/<run>/training/, which git keeps."""
+    """Copy each trained model's metrics.jsonl and its manifest's training record (steps, images seen,
+    measured seconds) from the models (DVC outputs) to results/<run>/training/, which git keeps."""
     models = paths.run_dir(params) / "models"
     copied = []
     if models.is_dir():
@@ -67,6 +70,11 @@ def sync_training_metrics(params: Params) -> list[Path]:
                 with artifacts.atomic_path(target) as tmp:
                     shutil.copyfile(log, tmp)
             copied.append(target)
+            manifest = log.parent / "manifest.json"
+            if manifest.is_file() and "training" in (record := json.loads(manifest.read_text())):
+                summary = target.with_suffix(".json")
+                artifacts.write_json_atomic(summary, {"model": log.parent.name, **record["training"]})
+                copied.append(summary)
     return copied
 
 

@@ -49,11 +49,13 @@ TRAINING_ONLY_DATA_KEYS = ("workers", "hflip")
 
 def with_options(section, space, training=True):
     """A rule's params plus the run-wide options that change its result (data.hflip for pixel-space training,
-    run.precision), added only where they differ from their defaults, so that runs made before the options
+    run.precision, run.train_scale), added only where they differ from their defaults, so that runs made before the options
     existed are not re-made."""
     extra = {}
     if training and space == "pixel" and PARAMS["data"]["hflip"]:
         extra["hflip"] = True
     if PARAMS["run"]["precision"] != "fp32":
         extra["precision"] = PARAMS["run"]["precision"]
+    if PARAMS["run"]["train_scale"] != 1:
+        extra["train_scale"] = PARAMS["run"]["train_scale"]
     return {**section, **extra} if extra else section

@@ -1,0 +1,125 @@
+"""The scaling study (issue 16): its arms, the summary over seeds, and a toy study end to end."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from lediflow.errors import LediflowError
+from lediflow.scaling import arms, load_spec, summarise
+from lediflow.tables import Z95
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, ratio: float = 1.5) -> dict:
+    return {"run": f"r{scale}-{seed}", "space": "pixel", "scale": scale, "seed": seed,
+            "ledi_train_seconds": 100.0 * scale, "baseline_train_seconds": 100.0 * scale,
+            "ledi_flow_images": 1000.0 * scale, "baseline_flow_images": 2000.0 * scale,
+            "baseline_best_fid": base, "baseline_best_fid_se": 1.0, "baseline_best_at": "euler-32",
+            "ledi_best_fid": ledi, "ledi_best_fid_se": 1.0, "ledi_best_at": "euler-4",
+            "speedup_nfe": speed, "speedup_wall_clock": speed / 2, "speedup_bound": "=",
+            "fid_ratio": ratio, "fid_ratio_log_se": 0.02, "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
+
+
+def test_the_committed_study_seeds_x1_and_each_spaces_largest_arm_and_reuses_the_default_run():
+    spec = load_spec(REPO / "configs/scaling/study.yaml")
+    planned = arms(spec, "default")
+    names = [a.name for a in planned]
+    assert len(names) == len(set(names))
+    default = [a for a in planned if a.default]
+    assert len(default) == 1 and default[0].name == "default" and set(default[0].spaces) == {"pixel", "latent"}
+    seeds = {(space, a.scale): set() for a in planned for space in a.spaces}
+    for a in planned:
+        for space in a.spaces:
+            seeds[(space, a.scale)].add(a.seed)
+    assert seeds[("latent", 8.0)] == seeds[("pixel", 2.0)] == seeds[("latent", 1.0)] == {0, 1, 2}
+    assert seeds[("latent", 0.25)] == seeds[("pixel", 0.5)] == {0}
+    assert ("pixel", 4.0) not in seeds and ("latent", 4.0) in seeds  # each space its own scales
+    x2 = next(a for a in planned if a.scale == 2 and a.seed == 1)
+    assert x2.spaces == ("pixel",) and x2.overlay() == {
+        "run": {"name": "scaling-x2-s1", "train_scale": 2.0, "seed": 1}, "flow": {"spaces": ["pixel"]}}
+
+
+def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",
+                                     "scales": {"pixel": [0.5, 2]}, "seeds": [0, 1]}))
+    with pytest.raises(LediflowError, match="include 1"):
+        load_spec(study)
+
+
+def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_unresolved():
+    rows = pd.DataFrame([_row(0, 1.0, 100.0, 60.0), _row(1, 1.0, 104.0, 61.0), _row(2, 1.0, 96.0, 62.0),
+                         _row(0, 2.0, 80.0, 79.0, speed=1.1, ratio=1.01)])
+    summary = summarise(rows).set_index("scale")
+    x1, x2 = summary.loc[1.0], summary.loc[2.0]
+    assert x1["seeds"] == 3 and x1["baseline_best_fid"] == pytest.approx(100.0)
+    assert x1["baseline_best_fid_std"] == pytest.approx(4.0)
+    assert x1["baseline_best_fid_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 4.0 / math.sqrt(3))
+    # the gap is taken per seed (40, 43, 34), then summarised
+    assert x1["best_fid_gap"] == pytest.approx(39.0) and x1["best_fid_resolved"] == "yes"
+    # one seed: the bootstrap interval of its cells; a 1-point gap inside 1.96 sqrt(1 + 1) is not resolved
+    assert x2["seeds"] == 1 and x2["ledi_best_fid_ci"] == pytest.approx(Z95)
+    assert x2["best_fid_resolved"] == "not resolved"
+    assert x2["fid_ratio_resolved"] == "not resolved" and x1["fid_ratio_resolved"] == "yes"
+    assert x2["speedup_nfe_resolved"] == "n/a"  # a single seed's speedup has no interval
+
+
+def _snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=1800)
+
+
+def test_the_study_dry_run_lists_every_arm(tmp_path: Path):
+    overlays = REPO / "results/scaling/arms"
+    existed = overlays.exists()
+    result = _snakemake("-s", "workflow/scaling.smk", "-n", "--forceall", "--cores", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    planned = arms(load_spec(REPO / "configs/scaling/study.yaml"), "default")
+    for arm in planned:
+        assert f"results/{arm.name}/tables/scores_long.csv" in text
+    assert overlays.exists() == existed  # a dry run writes no overlay
+
+
+def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path):
+    """Two scales x two seeds at smoke sizes, pixel space: four real runs, one table with intervals."""
+    from lediflow.config import deep_merge
+
+    smoke = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    base = deep_merge(smoke, {"run": {"name": "toy", "results_dir": str(tmp_path / "results")},
+                              "data": {"max_train": 256, "max_test": 128},
+                              "flow": {"spaces": ["pixel"]},
+                              "prior": {"report_images": 32, "fidelity_images": 32},
+                              "sample": {"steps": [1, 2], "baseline_extra_steps": {"euler": [4]},
+                                         "dopri5_tolerances": [], "timing_images": 4, "timing_repeats": 1,
+                                         "zero_step_cells": False},
+                              "score": {"reference_count": 64, "bootstrap_resamples": 10, "kid_subsets": 4,
+                                        "kid_subset_size": 16, "second_reference": None}})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "budget.yaml").write_text("{}\n")
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
+        "out": str(tmp_path / "scaling"), "scales": {"pixel": [0.5, 1]}, "seeds": [0, 1],
+        "seeded_scales": {"pixel": [0.5, 1]}}))
+    result = _snakemake("-s", "workflow/scaling.smk", "--cores", "2", "--config", f"study={study}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "scaling" / "scaling_runs.csv")
+    assert sorted(zip(runs["scale"], runs["seed"])) == [(0.5, 0), (0.5, 1), (1.0, 0), (1.0, 1)]
+    assert (runs["ledi_train_seconds"] > 0).all()  # measured compute came through the committed records
+    half = runs[runs["scale"] == 0.5]
+    one = runs[runs["scale"] == 1.0]
+    assert set(runs.loc[runs["scale"] == 1.0, "run"]) == {"toy", "scaling-x1-s1"}  # x1 seed 0 is the base run
+    assert (half["ledi_flow_images"].to_numpy() * 2 == one["ledi_flow_images"].to_numpy()).all()
+    table = pd.read_csv(tmp_path / "scaling" / "scaling.csv")
+    assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
+    assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()

@@ -1,0 +1,77 @@
+# Scaling study (issue 16): LeDiFlow's effect against training compute, with seeds. Every arm is an ordinary
+# run of the main Snakefile at run.train_scale x the default budget and a run.seed; the x1 seed-0 arm is the
+# default run itself (results/<params.yaml's run.name>), not a copy. An interrupted study resumes where it
+# stopped: a finished arm is never redone (its tables are its marker) and an unfinished one resumes its
+# trainers from their checkpoints.
+#   snakemake -s workflow/scaling.smk -n                 # the arms still to run
+#   snakemake -s workflow/scaling.smk --cores all
+#   snakemake -s workflow/scaling.smk --cores all --config study=my_study.yaml
+import sys
+
+import yaml
+
+from lediflow import scaling
+from lediflow.config import load_params
+from lediflow.errors import LediflowError
+
+try:
+    SPEC = scaling.load_spec(config.get("study", "configs/scaling/study.yaml"))
+    BASE = load_params(SPEC["configs"])
+    ARMS = {arm.name: arm for arm in scaling.arms(SPEC, BASE["run"]["name"])}
+except LediflowError as exc:
+    sys.exit(f"lediflow: error: {exc}")
+RESULTS = BASE["run"]["results_dir"]
+OUT = SPEC["out"]
+
+
+def arm_tables(name):
+    """The file that marks an arm finished: its run's tables."""
+    return f"{RESULTS}/{name}/tables/scores_long.csv"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/scaling.md",
+
+
+rule overlay:
+    # The arm's overlay on the base configs and the study budget: run name, scale, seed, spaces.
+    output:
+        f"{OUT}/arms/{{arm}}.yaml",
+    params:
+        overlay=lambda wc: ARMS[wc.arm].overlay(),
+    run:
+        with open(output[0], "w") as handle:
+            yaml.safe_dump(params.overlay, handle, sort_keys=False)
+
+
+def arm_configs(wc):
+    arm = ARMS[wc.arm]
+    return [*SPEC["configs"]] if arm.default else [*SPEC["configs"], SPEC["budget"], f"{OUT}/arms/{arm.name}.yaml"]
+
+
+rule arm:
+    # The inner Snakemake decides what of the arm is stale; --nolock because this outer run holds the lock.
+    input:
+        arm_configs,
+    output:
+        arm_tables("{arm}"),
+    log:
+        f"{OUT}/logs/{{arm}}.log",
+    threads: workflow.cores
+    shell:
+        "snakemake tables --cores {threads} --nolock --configfile {input} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        [arm_tables(name) for name in ARMS],
+    output:
+        md=f"{OUT}/scaling.md",
+        csv=f"{OUT}/scaling.csv",
+        runs=f"{OUT}/scaling_runs.csv",
+    params:
+        runs=" ".join(f"{RESULTS}/{name}" for name in ARMS),
+    shell:
+        "lediflow scaling --runs {params.runs} --out " + OUT
