@@ -94,6 +94,49 @@ def arms(spec: dict, default_name: str) -> list[Arm]:
     return out
 
 
+# --- continuing the smaller arm's training ------------------------------------------------------------------
+
+SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gaussian", "flow-pixel-learned"),
+                "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
+                           "flow-latent-learned")}
+
+
+def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:
+    """arm -> space -> the arm of the same seed with the largest smaller scale that trains that space."""
+    out: dict[str, dict[str, str]] = {}
+    for arm in planned:
+        for space in arm.spaces:
+            smaller = [a for a in planned if a.seed == arm.seed and a.scale < arm.scale and space in a.spaces]
+            if smaller:
+                out.setdefault(arm.name, {})[space] = max(smaller, key=lambda a: a.scale).name
+    return out
+
+
+def seed_checkpoints(source_run: Path, run: Path, space: str) -> list[str]:
+    """Copy the newest checkpoint of each of the space's networks from a smaller arm into this arm's empty
+    checkpoint folders; returns the networks copied.
+
+    The trainer resumes a checkpoint only when its fingerprint (data or latents, seed, every setting but the
+    step budget, the weights of the networks it learns from) is this arm's, and deletes it otherwise: so the
+    autoencoder, the pixel prior and the pixel baseline continue (their inputs do not depend on the scale) and
+    the rest train afresh. With the learning rate constant after warm-up and the optimiser, EMA and random-number
+    state in the checkpoint, the continued training is bitwise the longer one from scratch (tests/test_train.py), and
+    its manifest's train_seconds counts both parts.
+    """
+    import shutil
+
+    copied = []
+    for model in SPACE_MODELS[space]:
+        source = sorted((source_run / "models" / model / "checkpoints").glob("step_*"))
+        target = run / "models" / model / "checkpoints"
+        if not source or (target.is_dir() and any(target.iterdir())):
+            continue  # nothing to continue from, or this arm has its own checkpoints already
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source[-1], target / source[-1].name)
+        copied.append(model)
+    return copied
+
+
 # --- per run ------------------------------------------------------------------------------------------------
 
 def _training(run: Path, model: str) -> dict:

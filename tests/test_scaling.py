@@ -1,5 +1,6 @@
 """The scaling study (issue 16): its arms, the summary over seeds, and a toy study end to end."""
 
+import json
 import math
 import os
 import subprocess
@@ -123,3 +124,11 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     table = pd.read_csv(tmp_path / "scaling" / "scaling.csv")
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
+
+    def record(run: str, model: str) -> dict:
+        return json.loads((tmp_path / "results" / run / "training" / f"{model}.json").read_text())
+
+    # x1 continued x0.5's trainings whose inputs do not depend on the scale, and retrained the rest
+    for model in ("prior-pixel", "flow-pixel-gaussian"):
+        assert record("scaling-x1-s1", model)["resumed_from"] == record("scaling-x0.5-s1", model)["step"] > 0
+    assert record("scaling-x1-s1", "flow-pixel-learned")["resumed_from"] == 0  # its prior is another one

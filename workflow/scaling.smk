@@ -7,6 +7,7 @@
 #   snakemake -s workflow/scaling.smk --cores all
 #   snakemake -s workflow/scaling.smk --cores all --config study=my_study.yaml
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -51,17 +52,31 @@ def arm_configs(wc):
     return [*SPEC["configs"]] if arm.default else [*SPEC["configs"], SPEC["budget"], f"{OUT}/arms/{arm.name}.yaml"]
 
 
+PREVIOUS = scaling.predecessors(list(ARMS.values()))
+
+
+def previous_arms(wc):
+    """The smaller arms of the same seed this arm continues from (finished first)."""
+    return sorted({arm_tables(name) for name in PREVIOUS.get(wc.arm, {}).values()})
+
+
 rule arm:
-    # The inner Snakemake decides what of the arm is stale; --nolock because this outer run holds the lock.
+    # Continue the smaller arm's trainings where the inputs are the same (scaling.seed_checkpoints), then let
+    # the inner Snakemake decide what of the arm is stale; --nolock because this outer run holds the lock.
     input:
-        arm_configs,
+        configs=arm_configs,
+        previous=previous_arms,
     output:
         arm_tables("{arm}"),
     log:
         f"{OUT}/logs/{{arm}}.log",
     threads: workflow.cores
-    shell:
-        "snakemake tables --cores {threads} --nolock --configfile {input} > {log} 2>&1"
+    run:
+        for space, source in PREVIOUS.get(wildcards.arm, {}).items():
+            copied = scaling.seed_checkpoints(Path(RESULTS) / source, Path(RESULTS) / wildcards.arm, space)
+            if copied:
+                print(f"{wildcards.arm}: continues {', '.join(copied)} from {source}")
+        shell("snakemake tables --cores {threads} --nolock --configfile {input.configs} > {log} 2>&1")
 
 
 rule summary:
