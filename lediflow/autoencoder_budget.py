@@ -35,10 +35,12 @@ def point(params: Params) -> dict:
     floor, data = (tables.read_json(files[k], "run `lediflow autoencoder-floor`")
                    for k in ("autoencoder floor", "data floor"))
     training = json.loads(files["autoencoder manifest"].read_text())["training"]
-    steps = train_section(params, "autoencoder")["steps"]
+    steps, scale = train_section(params, "autoencoder")["steps"], params["run"]["train_scale"]
     if training["step"] != steps:
+        budget = f"autoencoder.train.steps={params['autoencoder']['train']['steps']}"
+        budget += f" x run.train_scale={scale:g} = {steps}" if scale != 1 else ""
         raise LediflowError(f"the autoencoder in {paths.run_dir(params)} was trained {training['step']} steps, not "
-                            f"the {steps} its params give; rerun its floor")
+                            f"{budget}; rerun its floor")
     return {"steps": training["step"], "samples_seen": training["samples_seen"],
             "train_seconds": training["train_seconds"], "psnr_db": floor["psnr_db"],
             "floor_fid": floor["fid"], "floor_fid_se": floor["fid_se"], "floor_kid": floor["kid_mean"],
