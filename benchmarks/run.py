@@ -119,32 +119,34 @@ def main() -> None:
     args = parser.parse_args()
     steps, repeats = (10, 2) if args.quick else (30, 3)
     torch.set_num_threads(torch.get_num_threads())
-    rows = []
+    # Rows are printed as they are measured, so a run stopped at a time limit keeps what it had.
+    print(f"device: cpu, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print("| benchmark | value | target | detail |\n| --- | --- | --- | --- |", flush=True)
+
+    def emit(rows: list[tuple[str, str, str, str]]) -> None:
+        for row in rows:
+            print("| " + " | ".join(row) + " |", flush=True)
+
+    if torch.cuda.is_available():  # the GPU section (issue 17) first: on a leased GPU it is what the time is for
+        from gpu import run as gpu_rows
+
+        emit(gpu_rows())
     bare = statistics.median(bare_loop_images_per_s(steps) for _ in range(repeats))
     ours = statistics.median(trainer_images_per_s(steps) for _ in range(repeats))
-    rows.append(("train_ratio (Trainer / bare loop)", f"{ours / bare:.3f}", ">= 0.90",
-                 f"{ours:.0f} vs {bare:.0f} img/s, {MODEL} batch {BATCH}"))
+    emit([("train_ratio (Trainer / bare loop)", f"{ours / bare:.3f}", ">= 0.90",
+           f"{ours:.0f} vs {bare:.0f} img/s, {MODEL} batch {BATCH}")])
     for solver in ("euler", "midpoint", "rk4"):
         ratio, nfe = sample_overhead(solver, 8, 250, repeats)
-        rows.append((f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250"))
+        emit([(f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250")])
     from loader import run as loader_rows
     from scorer import run as scorer_rows
 
-    rows.extend(scorer_rows(repeats=repeats))
-    rows.extend(loader_rows(repeats=repeats))
-    if torch.cuda.is_available():  # the GPU section (issue 17)
-        from gpu import run as gpu_rows
-
-        rows.extend(gpu_rows())
+    emit(scorer_rows(repeats=repeats))
+    emit(loader_rows(repeats=repeats))
     if not args.no_pipeline:
         from pipeline import run as pipeline_rows
 
-        rows.extend(pipeline_rows())
-    print(f"device: cpu, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
-    print("| benchmark | value | target | detail |\n| --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-
+        emit(pipeline_rows())
 
 if __name__ == "__main__":
     main()

@@ -201,6 +201,27 @@ def test_a_dry_run_writes_nothing_and_takes_nested_config_values(tmp_path: Path,
     assert not (tmp_path / "results").exists()  # not even results/<run>/params.yaml
 
 
+def _threads_by_rule(text: str) -> dict[str, set[int]]:
+    threads, rule = {}, None
+    for line in text.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("threads:") and rule:
+            threads.setdefault(rule, set()).add(int(line.split()[1]))
+    return threads
+
+
+def test_the_gpu_profile_lets_training_and_sampling_jobs_share_the_machine(smoke_overlay):
+    # On 16 cores the CPU layout (every GPU job claims all cores) ran the H200's jobs one at a time.
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "workflow/profiles/gpu",
+                             "--cores", "16", "--configfile", "configs/smoke.yaml", str(smoke_overlay)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    threads = _threads_by_rule(result.stdout)
+    assert threads["train_flow"] == {4} and threads["train_prior"] == {4} and threads["sample"] == {2}
+    assert threads["time_cells"] == {16}  # timing still gets the machine to itself
+
+
 def test_run_names_do_not_collide(tmp_path: Path):
     for name in ("a", "b"):
         cfg = overlay(tmp_path, run={"name": name, "results_dir": str(tmp_path / "results")},
