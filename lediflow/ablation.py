@@ -60,24 +60,20 @@ def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dic
 
 
 def training_compute(run: Path) -> dict[str, float]:
-    """Optimiser steps and measured training seconds of the run's flows, from their manifests (NaN where the
-    models are not on this machine: they are DVC outputs)."""
-    steps, seconds = 0.0, 0.0
-    manifests = sorted((run / "models").glob("flow-*/manifest.json"))
-    for manifest in manifests:
-        training = json.loads(manifest.read_text()).get("training", {})
-        steps += training.get("step", float("nan"))
-        seconds += training.get("train_seconds", float("nan"))
+    """Optimiser steps and measured training seconds of the run's flows (NaN where no record is here)."""
+    flows = sorted({p.stem for p in (run / "training").glob("flow-*.json")}
+                   | {p.name for p in (run / "models").glob("flow-*") if (p / "manifest.json").is_file()})
+    records = [tables.training_record(run, flow) for flow in flows]
     nan = float("nan")
-    return {"flow_steps": steps if manifests else nan, "flow_train_seconds": seconds if manifests else nan}
+    return {"flow_steps": sum(r.get("step", nan) for r in records) if records else nan,
+            "flow_train_seconds": sum(r.get("train_seconds", nan) for r in records) if records else nan}
 
 
 def best_cell(scores: pd.DataFrame) -> str:
     """'FID +- 95% (setting)' of the arm's best solver cell (zero-step cells are not a flow's result)."""
-    solved = scores[~scores["setting"].isin(paths.ZERO_STEP_SETTINGS)]
-    if solved.empty:
+    row = tables.best_solver_cell(scores)
+    if row is None:
         return ""
-    row = solved.loc[solved["fid"].idxmin()]
     return f"{tables.plus_minus(row['fid'], row['fid_se'], 1)} ({row['space']} {row['setting']})"
 
 

@@ -10,7 +10,6 @@ mean +- std; an arm with one seed keeps its bootstrap interval over samples.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,15 +138,10 @@ def seed_checkpoints(source_run: Path, run: Path, space: str) -> list[str]:
 
 # --- per run ------------------------------------------------------------------------------------------------
 
-def _training(run: Path, model: str) -> dict:
-    path = run / "training" / f"{model}.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def training_compute(run: Path, space: str) -> dict:
     """Measured training seconds of each pipeline of the space and the flows' images seen (NaN if unrecorded)."""
     def total(models: list[str], key: str) -> float:
-        values = [_training(run, m).get(key, math.nan) for m in models]
+        values = [tables.training_record(run, m).get(key, math.nan) for m in models]
         return float(sum(values)) if values else math.nan
 
     return {"ledi_train_seconds": total(LEDI_MODELS[space], "train_seconds"),
@@ -157,8 +151,9 @@ def training_compute(run: Path, space: str) -> dict:
 
 
 def _best(curve: pd.DataFrame) -> tuple[float, float, str]:
-    solved = curve[~curve["setting"].isin(paths.ZERO_STEP_SETTINGS)]
-    row = solved.loc[solved["fid"].idxmin()]
+    row = tables.best_solver_cell(curve)
+    if row is None:
+        return math.nan, math.nan, ""
     return float(row["fid"]), float(row["fid_se"]), str(row["setting"])
 
 

@@ -96,6 +96,22 @@ def plus_minus(value: float, se: float, digits: int) -> str:
     return f"{value:.{digits}f} ± {Z95 * se:.{digits}f}"
 
 
+def training_record(run: Path, model: str) -> dict:
+    """A model's training record: the committed copy the tables stage writes (results/<run>/training/<model>.json),
+    else the model's own manifest; {} when neither is here (models are DVC outputs)."""
+    for path in (run / "training" / f"{model}.json", run / "models" / model / "manifest.json"):
+        if path.is_file():
+            record = artifacts.read_json(path)
+            return record.get("training", {}) if path.name == "manifest.json" else record
+    return {}
+
+
+def best_solver_cell(scores: pd.DataFrame) -> pd.Series | None:
+    """The lowest-FID cell that ran a solver: the NFE-0 prior cells are the prior's result, not a flow's."""
+    solved = scores[~scores["setting"].isin(paths.ZERO_STEP_SETTINGS)]
+    return None if solved.empty else solved.loc[solved["fid"].idxmin()]
+
+
 def budget_label(steps: float, tol: float) -> str:
     """'8 steps', 'tol 1e-05', or '0 steps' for the zero-step prior cells (the NFE-0 column)."""
     return f"{int(steps)} steps" if not pd.isna(steps) else f"tol {tol:g}"
