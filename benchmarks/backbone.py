@@ -23,10 +23,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from lediflow.config import load_params  # noqa: E402
-from lediflow.flow import flow_matching_loss  # noqa: E402
 from lediflow.models.dit import build_dit  # noqa: E402
+from bare import bare_step  # noqa: E402
 
 STUDY_DIR = ROOT / "configs" / "backbone"
 TSV = STUDY_DIR / "step_times.tsv"
@@ -65,14 +66,7 @@ def equal_time_steps(ref_steps: int, ref_seconds: float, arm_seconds: float) -> 
 
 
 def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, shape: tuple, gen: torch.Generator) -> None:
-    """One optimiser step of the flow-matching loss (PAPER.md eq. 2), as the trainer takes it."""
-    x1 = torch.rand(shape, generator=gen) * 2 - 1
-    x0 = torch.randn(shape, generator=gen)
-    loss = flow_matching_loss(model, x0, x1, torch.rand(shape[0], generator=gen)).total
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    bare_step(model, opt, torch.rand(shape, generator=gen) * 2 - 1, gen)
 
 
 def measure(params: dict, steps: int, repeats: int) -> dict[str, float]:

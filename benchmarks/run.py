@@ -37,6 +37,9 @@ from lediflow.models.dit import build_dit  # noqa: E402
 from lediflow.sample import sample_batch  # noqa: E402
 from lediflow.train import TrainConfig, Trainer  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bare import bare_step  # noqa: E402
+
 MODEL, RES, BATCH = "dit-tiny", 32, 64
 
 
@@ -53,13 +56,7 @@ def bare_loop_images_per_s(steps: int) -> float:
     for k in range(steps + 2):
         if k == 2:
             start = time.perf_counter()  # two warm-up steps
-        x1 = data[torch.randint(len(data), (BATCH,), generator=gen)]
-        x0 = torch.randn(x1.shape, generator=gen)
-        loss = flow_matching_loss(model, x0, x1, torch.rand(BATCH, generator=gen)).total
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        bare_step(model, opt, data[torch.randint(len(data), (BATCH,), generator=gen)], gen)
     return steps * BATCH / (time.perf_counter() - start)
 
 

@@ -63,6 +63,13 @@ def test_score_without_clip_says_unavailable(tmp_path: Path, image_tree: Path):
     reference_features(params)
     _fake_samples(params, "flow-pixel-gaussian", "euler-2", seed=1)
     assert score(params, "flow-pixel-gaussian", "euler-2")["cmmd"] == "unavailable (no CLIP weights)"
+    # A reference made with other Inception weights is refused, not silently compared against.
+    record = paths.reference_dir(params) / "reference.json"
+    info = json.loads(record.read_text())
+    info["inception"]["sha256"] = "0" * 64
+    record.write_text(json.dumps(info))
+    with pytest.raises(LediflowError, match="other Inception weights"):
+        score(params, "flow-pixel-gaussian", "euler-2")
 
 
 def test_reference_features_are_cached_by_content_and_never_stale(tmp_path: Path, image_tree: Path):

@@ -52,8 +52,12 @@ def _cached_features(key: dict, folder: Path, compute: Callable[[], torch.Tensor
     return features, digest
 
 
-def _inception(params: Params, device: torch.device) -> InceptionFeatures:
-    return InceptionFeatures(resolve_weights(params["score"]["inception_weights"], cache_dir(params)), device)
+def _inception(params: Params, device: torch.device, reference: dict | None = None) -> InceptionFeatures:
+    """The scorer's Inception; given the reference's record, refuse weights other than those it was made with."""
+    inception = InceptionFeatures(resolve_weights(params["score"]["inception_weights"], cache_dir(params)), device)
+    if reference is not None and inception.provenance().get("sha256") != reference["inception"].get("sha256"):
+        raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
+    return inception
 
 
 def against(features: torch.Tensor, reference: torch.Tensor, cfg: dict, seed: int) -> dict:
@@ -161,9 +165,7 @@ def autoencoder_floor(params: Params) -> dict:
         x = to_model_range(torch.from_numpy(np.array(images[start:stop])).to(device))
         mean, _ = codec.encode(x)  # the posterior mean: the autoencoder's own best reconstruction
         recon[start:stop] = to_uint8(codec.decode(mean)).cpu().numpy()
-    inception = _inception(params, device)
-    if inception.provenance().get("sha256") != reference["inception"].get("sha256"):
-        raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
+    inception = _inception(params, device, reference)
     primary = cfg["reference_split"]
     feats = inception(recon, cfg["batch_size"])
     real = torch.from_numpy(_reference_array(paths.reference_dir(params) / f"inception-{primary}.npy"))
@@ -184,9 +186,7 @@ def score(params: Params, model: str, setting: str) -> dict:
     rebuild = f"run `lediflow sample --model {model} --setting {setting}` (or snakemake) first"
     samples = artifacts.load_npy(cell / "samples.npy", rebuild)
     record = artifacts.read_json(artifacts.verify_file(cell / "record.json", rebuild))
-    inception = _inception(params, device)
-    if inception.provenance().get("sha256") != reference["inception"].get("sha256"):
-        raise LediflowError("the reference features came from other Inception weights; rerun reference-features")
+    inception = _inception(params, device, reference)
     key = {"samples_sha256": artifacts.sha256_file(cell / "samples.npy"), "version": 1, "net": "inception",
            "weights": inception.provenance().get("sha256", "torch-fidelity")}
     feats, _ = _cached_features(key, cache_dir(params) / "features", lambda: inception(samples, cfg["batch_size"]))
