@@ -132,8 +132,8 @@ PRIOR_CAPTION = (" Prior-only study: no flow is trained; the cells are the learn
 SCORES_CAPTION = ("Study {study}: one run per arm, each training only the flows its flow.priors names, in the space "
                   "each cell names. Cells: FID +- 95% bootstrap half-width (lower is better) per solver setting; "
                   "'differs' lists the resolved params that are not equal across the arms. flow_steps and "
-                  "flow_train_seconds are each arm's optimiser steps and measured training seconds (model "
-                  "manifests), the budget the study gave it (equal steps, or equal wall time where its arm files "
+                  "flow_train_seconds are each arm's optimiser steps and measured training seconds (training "
+                  "records), the budget the study gave it (equal steps, or equal wall time where its arm files "
                   "say so); best_fid is the arm's lowest FID over its solver cells, NFE-0 prior cells excluded.")
 
 
