@@ -56,17 +56,37 @@ def test_a_point_whose_autoencoder_has_another_budget_is_refused(tmp_path: Path)
         point(load_params([], [f"run.results_dir={tmp_path / 'empty'}"]))
 
 
-def test_the_budget_workflow_plans_one_point_per_budget_in_order():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/autoencoder_budget.smk", "-n",
-                             "--forceall", "--config", "budgets=[1000,3000]", "--cores", "1"],
-                            cwd=REPO, capture_output=True, text=True)
+def _plan(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/autoencoder_budget.smk", "-n", "-p",
+                           "--config", "budgets=[1000,3000]", f"out={out}", "--cores", "1", *extra],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_the_budget_workflow_plans_one_point_per_budget_in_order(tmp_path: Path):
+    result = _plan(tmp_path, "--forceall")
     assert result.returncode == 0, result.stderr
     jobs = (result.stdout + result.stderr).split("rule ")
     points = {block.split("output: ")[1].split()[0]: block.split("input: ")[1].splitlines()[0]
               for block in jobs if block.startswith("point:")}
-    assert sorted(points) == ["results/ablations/autoencoder_budget/steps_1000.json",
-                              "results/ablations/autoencoder_budget/steps_3000.json"]
+    one, three = (f"{tmp_path}/autoencoder_budget/steps_{n}.json" for n in (1000, 3000))
+    assert sorted(points) == [one, three]
     # 3000 continues 1000's autoencoder, so its job waits for the 1000-step point; 1000 waits for nothing
-    assert "steps_1000.json" in points["results/ablations/autoencoder_budget/steps_3000.json"]
-    assert "steps_" not in points["results/ablations/autoencoder_budget/steps_1000.json"].replace("steps_1000.yaml", "")
+    assert one in points[three]
+    assert "steps_" not in points[one].replace("steps_1000.yaml", "")
     assert any(block.startswith("table:") for block in jobs)
+    # an interrupted point leaves the previous floor but no manifest: the inner run must be asked for both to resume
+    inner = [line for line in (result.stdout + result.stderr).splitlines() if "snakemake results/" in line]
+    assert len(inner) == 2 and all("models/autoencoder/manifest.json" in line and "autoencoder_floor.json" in line
+                                   for line in inner), inner
+
+
+def test_a_finished_point_is_a_record_no_job_redoes(tmp_path: Path):
+    # The run has moved past 1000 steps, so redoing that point could only destroy it: even --forceall leaves it
+    record = tmp_path / "autoencoder_budget" / "steps_1000.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    result = _plan(tmp_path, "--forceall")
+    assert result.returncode == 0, result.stderr
+    planned = [line.split("output: ")[1] for line in (result.stdout + result.stderr).splitlines()
+               if line.strip().startswith("output: ") and line.endswith(".json")]
+    assert planned == [f"{tmp_path}/autoencoder_budget/steps_3000.json"]

@@ -1,10 +1,13 @@
 # Autoencoder budget study (issue 14): the autoencoder floor (FID of its test reconstructions) against training
 # steps. One run (results/autoencoder-budget/) trained on: each budget raises autoencoder.train.steps and the
 # trainer resumes from the previous budget's checkpoint (constant learning rate after warm-up, and the resume
-# ignores the step budget, so the path is that of a single longer run). Budgets run in order, each once.
+# ignores the step budget, so the path is that of a single longer run). Budgets run in order, each once: a
+# finished point is a record of the run at that budget, which a later run cannot reproduce, so it has no job
+# that could redo it (delete its steps_<n>.json to redo it, and every budget after it).
 #   snakemake -s workflow/autoencoder_budget.smk --cores all
 #   snakemake -s workflow/autoencoder_budget.smk --cores all --config budgets=[1000,2000,4000]
 import sys
+from pathlib import Path
 
 from lediflow import paths
 from lediflow.config import load_params
@@ -17,8 +20,14 @@ try:
 except (LediflowError, ValueError, TypeError) as exc:
     sys.exit(f"lediflow: error: budgets must be a list of step counts ({exc})")
 OUT = config.get("out", "results/ablations")
+POINT = f"{OUT}/autoencoder_budget/steps_{{n}}.json"
+# Only the budgets without a record get a point job; the records that exist are inputs like any source file.
+MISSING = [n for n in BUDGETS if not Path(POINT.format(n=n)).exists()]
 RUN = paths.run_dir(PARAMS)
 FLOOR = paths.autoencoder_floor_file(PARAMS)
+# Named beside the floor because an interrupted point leaves the floor of the previous budget but no manifest (Snakemake
+# deletes an unfinished job's output): asked for the floor alone, the inner run would find nothing to do.
+MANIFEST = paths.autoencoder_dir(PARAMS) / "manifest.json"
 
 
 rule all:
@@ -40,10 +49,12 @@ def previous_point(wc):
     if n not in BUDGETS:
         raise ValueError(f"{n} is not one of the budgets {BUDGETS}")
     k = BUDGETS.index(n)
-    return [f"{OUT}/autoencoder_budget/steps_{BUDGETS[k - 1]}.json"] if k else []
+    return [POINT.format(n=BUDGETS[k - 1])] if k else []
 
 
 rule point:
+    wildcard_constraints:
+        n="|".join(str(n) for n in MISSING) or "(?!)",
     # The inner Snakemake retrains (resumes) the autoencoder, re-encodes and scores the floor; --nolock because
     # this outer run already holds the lock on the same working directory.
     input:
@@ -52,19 +63,19 @@ rule point:
         budget=BUDGET,
         overlay=rules.overlay.output,
     output:
-        f"{OUT}/autoencoder_budget/steps_{{n}}.json",
+        POINT,
     log:
         f"{OUT}/autoencoder_budget/logs/steps_{{n}}.log",
     threads: workflow.cores
     shell:
-        f"snakemake {FLOOR} --cores {{threads}} --nolock --configfile {{input.params}} {{input.budget}} "
+        f"snakemake {MANIFEST} {FLOOR} --cores {{threads}} --nolock --configfile {{input.params}} {{input.budget}} "
         f"{{input.overlay}} > {{log}} 2>&1 && lediflow autoencoder-budget-point --config {RUN}/params.yaml "
         "--out {output}"
 
 
 rule table:
     input:
-        expand(rules.point.output, n=BUDGETS),
+        [POINT.format(n=n) for n in BUDGETS],
     output:
         f"{OUT}/autoencoder_budget.md",
     shell:
