@@ -60,9 +60,11 @@ def _read_run(run: Path, cells: str = "tables") -> tuple[dict, pd.DataFrame, dic
 
 
 def training_compute(run: Path) -> dict[str, float]:
-    """Optimiser steps and measured training seconds of the run's flows (NaN where no record is here)."""
-    flows = sorted({p.stem for p in (run / "training").glob("flow-*.json")}
-                   | {p.name for p in (run / "models").glob("flow-*") if (p / "manifest.json").is_file()})
+    """Optimiser steps and measured training seconds of the run's flows (NaN where no record is here). Copies
+    the records of models that are here to the run's training/ first, so a study made in a fresh clone (arms'
+    models are not committed) reports the same seconds."""
+    tables.sync_training_records(run)
+    flows = sorted(p.stem for p in (run / "training").glob("flow-*.json"))
     records = [tables.training_record(run, flow) for flow in flows]
     nan = float("nan")
     return {"flow_steps": sum(r.get("step", nan) for r in records) if records else nan,

@@ -103,11 +103,6 @@ def timing_file(params: Params, space: str) -> Path:
     return run_dir(params) / "timing" / f"{space}.json"
 
 
-def training_metrics_file(params: Params, model: str) -> Path:
-    """results/<run>/training/<model>.jsonl: the small loss log of a trained model, committed to git."""
-    return run_dir(params) / "training" / f"{model}.jsonl"
-
-
 def parse_setting(setting: str) -> tuple[str, int | None, float | None]:
     """euler-8 -> ("euler", 8, None); dopri5-1e-05 -> ("dopri5", None, 1e-05); prior-x0 -> ("prior-x0", 0, None);
     anything else a one-line error."""

@@ -9,6 +9,7 @@ and formats. A run's cells are exactly those its resolved params name
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -94,6 +95,26 @@ def plus_minus(value: float, se: float, digits: int) -> str:
     if math.isnan(se):
         return f"{value:.{digits}f}"
     return f"{value:.{digits}f} ± {Z95 * se:.{digits}f}"
+
+
+def sync_training_records(run: Path) -> list[Path]:
+    """Copy each trained model's metrics.jsonl and its manifest's training record (steps, images seen, measured
+    seconds) from results/<run>/models/ (DVC outputs, or ignored in study arms) to results/<run>/training/, which
+    git keeps: a fresh clone's tables then still know what each model cost."""
+    copied = []
+    for model in sorted(p for p in (run / "models").glob("*") if p.is_dir()):
+        log, target = model / "metrics.jsonl", run / "training" / f"{model.name}.jsonl"
+        if log.is_file() and (not target.is_file() or target.read_bytes() != log.read_bytes()):
+            with artifacts.atomic_path(target) as tmp:
+                shutil.copyfile(log, tmp)
+        if log.is_file():
+            copied.append(target)
+        manifest = model / "manifest.json"
+        if manifest.is_file() and "training" in (record := artifacts.read_json(manifest)):
+            summary = target.with_suffix(".json")
+            artifacts.write_json_atomic(summary, {"model": model.name, **record["training"]})
+            copied.append(summary)
+    return copied
 
 
 def training_record(run: Path, model: str) -> dict:

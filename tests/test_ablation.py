@@ -175,18 +175,18 @@ def test_a_flow_only_study_reports_each_arms_training_compute_and_best_cell(tmp_
     assert wide.loc["ablation-p2", "pixel euler-16"] == "95.0 ± 2.0"  # scores studies carry intervals per cell
 
 
-def test_training_compute_reads_the_committed_record_where_the_models_are_not_here(tmp_path: Path):
+def test_training_compute_commits_the_record_so_a_fresh_clone_reports_the_same_seconds(tmp_path: Path):
     import shutil
 
     from lediflow.ablation import training_compute
 
     run = _gaussian_run(tmp_path, "ablation-p4", 4, {"euler-8": 110.0}, 1000.0)
     assert training_compute(run) == {"flow_steps": 1100, "flow_train_seconds": 1000.0}  # from the manifest
-    shutil.rmtree(run / "models")  # a fresh clone: models are DVC outputs, the tables stage's record is committed
+    assert json.loads((run / "training" / "flow-pixel-gaussian.json").read_text())["train_seconds"] == 1000.0
+    shutil.rmtree(run / "models")  # a fresh clone: arms' models are not committed, their training/ is
+    assert training_compute(run) == {"flow_steps": 1100, "flow_train_seconds": 1000.0}
+    shutil.rmtree(run / "training")
     assert training_compute(run)["flow_steps"] != training_compute(run)["flow_steps"]  # NaN: nothing recorded
-    (run / "training").mkdir()
-    (run / "training" / "flow-pixel-gaussian.json").write_text(json.dumps({"step": 1100, "train_seconds": 990.0}))
-    assert training_compute(run) == {"flow_steps": 1100, "flow_train_seconds": 990.0}
 
 
 def test_backbone_arms_train_for_the_reference_wall_time_by_the_committed_step_times(monkeypatch):

@@ -8,9 +8,7 @@ need DVC outputs (sample strips) are left as they are when those are absent.
 
 from __future__ import annotations
 
-import json
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -58,26 +56,6 @@ def _comparison_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "quality_ratio": comparisons.quality_ratio(scores), "cost_ratio": comparisons.cost_ratio(scores)}
 
 
-def sync_training_metrics(params: Params) -> list[Path]:
-    """Copy each trained model's metrics.jsonl and its manifest's training record (steps, images seen,
-    measured seconds) from the models (DVC outputs) to results/<run>/training/, which git keeps."""
-    models = paths.run_dir(params) / "models"
-    copied = []
-    if models.is_dir():
-        for log in sorted(models.glob("*/metrics.jsonl")):
-            target = paths.training_metrics_file(params, log.parent.name)
-            if not target.is_file() or target.read_bytes() != log.read_bytes():
-                with artifacts.atomic_path(target) as tmp:
-                    shutil.copyfile(log, tmp)
-            copied.append(target)
-            manifest = log.parent / "manifest.json"
-            if manifest.is_file() and "training" in (record := json.loads(manifest.read_text())):
-                summary = target.with_suffix(".json")
-                artifacts.write_json_atomic(summary, {"model": log.parent.name, **record["training"]})
-                copied.append(summary)
-    return copied
-
-
 def _write(made: dict, folder: Path, captions: dict) -> None:
     for name, frame in made.items():
         tables.write_table(frame, folder, name, captions[name])
@@ -117,6 +95,6 @@ def make_tables(params: Params) -> dict:
     figures.quality_vs_nfe(scores, figure_dir, floor=floor, autoencoder_floor=ae_floor)
     for model in paths.flow_models(params):
         figures.sample_strip(run / "samples", model, paths.settings(params, model), figure_dir)
-    sync_training_metrics(params)
+    tables.sync_training_records(run)
     figures.training_losses(run / "training", figure_dir)
     return {name: len(frame) for name, frame in made.items()}
