@@ -116,7 +116,8 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
     if counts.nunique() > 1:
         raise LediflowError("the runs were scored at different solver settings, so their cells do not line up; "
                             "give every arm the same sample.* section (configs/ablations/budget.yaml)")
-    return long, pd.DataFrame(wide_rows).set_index("arm")
+    # Gaussian-only arms have no prior report: leave its columns out rather than print them empty.
+    return long, pd.DataFrame(wide_rows).set_index("arm").dropna(axis=1, how="all")
 
 
 CAPTION = ("Ablation {study}: one run per arm at the same budget, learned prior, pixel space. Cells: FID / KID "

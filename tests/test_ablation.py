@@ -168,6 +168,7 @@ def test_a_flow_only_study_reports_each_arms_training_compute_and_best_cell(tmp_
     assert wide.loc["ablation-p4", "flow_train_seconds"] == 1000.0 and wide.loc["ablation-p2", "flow_steps"] == 2200
     assert wide.loc["ablation-p2", "differs"] == "flow.patch_size=2"
     assert set(long["prior"]) == {"gaussian"} and len(long) == 4
+    assert "mse_paired_x0" not in wide.columns  # no prior report in a Gaussian-only arm: no empty column
     out = tmp_path / "out"
     assert main(["compare-runs", "--study", "bb", "--cells", "scores", "--out", str(out),
                  "--runs", *map(str, runs)]) == 0
