@@ -8,7 +8,6 @@ need DVC outputs (sample strips) are left as they are when those are absent.
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import pandas as pd
