@@ -104,10 +104,10 @@ def sync_training_records(run: Path) -> list[Path]:
     copied = []
     for model in sorted(p for p in (run / "models").glob("*") if p.is_dir()):
         log, target = model / "metrics.jsonl", run / "training" / f"{model.name}.jsonl"
-        if log.is_file() and (not target.is_file() or target.read_bytes() != log.read_bytes()):
-            with artifacts.atomic_path(target) as tmp:
-                shutil.copyfile(log, tmp)
         if log.is_file():
+            if not target.is_file() or target.read_bytes() != log.read_bytes():
+                with artifacts.atomic_path(target) as tmp:
+                    shutil.copyfile(log, tmp)
             copied.append(target)
         manifest = model / "manifest.json"
         if manifest.is_file() and "training" in (record := artifacts.read_json(manifest)):
