@@ -229,6 +229,24 @@ def _scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/scaling", help="folder for scaling.md/.csv/.tex and figures")
 
 
+def _scaling_cost(params: Params, args: argparse.Namespace) -> None:
+    from lediflow import scaling, scaling_cost
+    from lediflow.config import run_dir
+
+    spec = scaling.load_spec(args.study)
+    default_run = Path(args.default_run) if args.default_run else run_dir(load_params(spec["configs"]))
+    frame = scaling_cost.write(spec, default_run, Path(args.out))
+    print(f"scaling-cost: {len(frame)} arms to run, about {frame['hours'].sum():.1f} hours on this machine "
+          f"(training {frame['train_s'].sum() / 3600:.1f}), estimated from {default_run} -> {args.out}/cost.md")
+
+
+def _scaling_cost_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", default="configs/scaling/study.yaml", help="the scaling study file")
+    parser.add_argument("--default-run", default=None, metavar="DIR",
+                        help="the finished run to take job times from (default: the study's x1 seed-0 run)")
+    parser.add_argument("--out", default="results/scaling", help="folder for cost.md/.csv/.tex")
+
+
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:
     from lediflow import dvcgen
 
@@ -266,6 +284,8 @@ STAGES: dict[str, Stage] = {
                                 _budget_args, writes_run=False),
     "scaling": Stage(_scaling, "the scaling study's tables and figures from its finished runs", _scaling_args,
                      writes_run=False),
+    "scaling-cost": Stage(_scaling_cost, "estimate the scaling study's hours from the default run's job times",
+                          _scaling_cost_args, writes_run=False),
     "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),
     "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
     "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),

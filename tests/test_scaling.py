@@ -29,7 +29,7 @@ def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, 
             "fid_ratio": ratio, "fid_ratio_log_se": 0.02, "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
 
 
-def test_the_committed_study_seeds_x1_and_each_spaces_largest_arm_and_reuses_the_default_run():
+def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_default_run():
     spec = load_spec(REPO / "configs/scaling/study.yaml")
     planned = arms(spec, "default")
     names = [a.name for a in planned]
@@ -40,8 +40,8 @@ def test_the_committed_study_seeds_x1_and_each_spaces_largest_arm_and_reuses_the
     for a in planned:
         for space in a.spaces:
             seeds[(space, a.scale)].add(a.seed)
-    assert seeds[("latent", 8.0)] == seeds[("pixel", 2.0)] == seeds[("latent", 1.0)] == {0, 1, 2}
-    assert seeds[("latent", 0.25)] == seeds[("pixel", 0.5)] == {0}
+    assert seeds[("latent", 4.0)] == seeds[("pixel", 2.0)] == seeds[("latent", 1.0)] == {0, 1, 2}
+    assert seeds[("latent", 0.25)] == seeds[("pixel", 0.5)] == seeds[("latent", 8.0)] == {0}
     assert ("pixel", 4.0) not in seeds and ("latent", 4.0) in seeds  # each space its own scales
     x2 = next(a for a in planned if a.scale == 2 and a.seed == 1)
     assert x2.spaces == ("pixel",) and x2.overlay() == {
@@ -71,6 +71,52 @@ def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_un
     assert x2["best_fid_resolved"] == "not resolved"
     assert x2["fid_ratio_resolved"] == "not resolved" and x1["fid_ratio_resolved"] == "yes"
     assert x2["speedup_nfe_resolved"] == "n/a"  # a single seed's speedup has no interval
+
+
+def _cost_study(tmp_path: Path) -> dict:
+    """A finished toy default run (training records, job benchmarks) and a pixel study of x0.5, x1, x2."""
+    run = tmp_path / "results" / "base"
+    for model, seconds in {"prior-pixel": 100, "latent_sampler-pixel": 50, "flow-pixel-gaussian": 300,
+                           "flow-pixel-learned": 200}.items():
+        (run / "training").mkdir(parents=True, exist_ok=True)
+        (run / "training" / f"{model}.json").write_text(json.dumps({"model": model, "train_seconds": seconds}))
+    jobs = {f"sample-flow-pixel-{p}-euler-{n}": 10 for p in ("gaussian", "learned") for n in (1, 2)}
+    jobs |= {f"score-flow-pixel-{p}-euler-{n}": 20 for p in ("gaussian", "learned") for n in (1, 2)}
+    jobs |= {"prior_report-pixel": 5, "time_cells-pixel": 5, "reference_features": 5, "tables": 5}
+    (run / "benchmarks").mkdir()
+    for job, seconds in jobs.items():
+        (run / "benchmarks" / f"{job}.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:{seconds}\n")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"run": {"name": "base",
+                                                                "results_dir": str(tmp_path / "results")}}))
+    (tmp_path / "budget.yaml").write_text(yaml.safe_dump({"sample": {
+        "solvers": ["euler"], "steps": [1, 2], "baseline_extra_steps": {"euler": []}, "dopri5_tolerances": [],
+        "zero_step_cells": False}}))
+    return {"configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")],
+            "budget": str(tmp_path / "budget.yaml"), "out": str(tmp_path / "scaling"),
+            "scales": {"pixel": [0.5, 1, 2]}, "seeds": [0]}
+
+
+def test_the_cost_estimate_scales_training_and_charges_a_continued_network_only_the_extra_steps(tmp_path: Path):
+    from lediflow.scaling_cost import estimate
+
+    cost = estimate(_cost_study(tmp_path), tmp_path / "results" / "base").set_index("arm")
+    assert list(cost.index) == ["scaling-x0.5-s0", "scaling-x2-s0"]  # the default run costs nothing more
+    # x0.5 trains all four networks at half the steps; nothing smaller to continue from
+    assert cost.loc["scaling-x0.5-s0", "train_s"] == pytest.approx(0.5 * (100 + 50 + 300 + 200))
+    # x2 continues the default run's prior and baseline (one more x1 each) and retrains sampler and flow at x2
+    assert cost.loc["scaling-x2-s0", "train_s"] == pytest.approx(100 + 300 + 2 * (50 + 200))
+    assert cost.loc["scaling-x2-s0", "sample_s"] == pytest.approx(4 * 10)
+    assert cost.loc["scaling-x2-s0", "score_s"] == pytest.approx(4 * 20 / 2)  # two score jobs at once
+    assert cost.loc["scaling-x2-s0", "other_s"] == pytest.approx(20)
+
+
+def test_the_cost_estimate_without_the_default_runs_benchmarks_says_what_to_run(tmp_path: Path):
+    from lediflow.scaling_cost import estimate
+
+    spec = _cost_study(tmp_path)
+    (tmp_path / "results" / "base" / "benchmarks" / "tables.tsv").unlink()
+    with pytest.raises(LediflowError, match="finish the default run"):
+        estimate(spec, tmp_path / "results" / "base")
 
 
 def _snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -123,6 +169,7 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     assert (half["ledi_flow_images"].to_numpy() * 2 == one["ledi_flow_images"].to_numpy()).all()
     table = pd.read_csv(tmp_path / "scaling" / "scaling.csv")
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
+    assert (table["baseline train s"] > 0).all()  # the equal-compute claim is checkable in the table
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
 
     def record(run: str, model: str) -> dict:

@@ -15,8 +15,9 @@ from lediflow import scaling
 from lediflow.config import load_params
 from lediflow.errors import LediflowError
 
+STUDY = config.get("study", "configs/scaling/study.yaml")
 try:
-    SPEC = scaling.load_spec(config.get("study", "configs/scaling/study.yaml"))
+    SPEC = scaling.load_spec(STUDY)
     BASE = load_params(SPEC["configs"])
     ARMS = {arm.name: arm for arm in scaling.arms(SPEC, BASE["run"]["name"])}
 except LediflowError as exc:
@@ -90,3 +91,12 @@ rule summary:
         runs=" ".join(f"{RESULTS}/{name}" for name in ARMS),
     shell:
         "lediflow scaling --runs {params.runs} --out " + OUT
+
+
+rule cost:
+    # The study's hours on this machine, estimated from the default run's job times (not part of `all`):
+    #   snakemake -s workflow/scaling.smk --cores 1 results/scaling/cost.md
+    output:
+        f"{OUT}/cost.md",
+    shell:
+        "lediflow scaling-cost --study " + STUDY + " --out " + OUT

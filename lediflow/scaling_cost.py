@@ -1,0 +1,106 @@
+"""What the scaling study will cost on this machine, estimated from the default run's measured jobs (issue 16).
+
+Training: each network's recorded seconds in the default run (results/<run>/training/<model>.json) times the
+arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the
+difference of the scales. Evaluation: the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of
+the cells the arm scores, score jobs halved because Snakemake runs two of them at once on two cores, plus the
+per-space stages (latent encoding, prior report, timing, autoencoder floor) and the per-run ones (reference
+features, tables) once per arm. The default run itself costs nothing more: it is the x1 seed-0 arm.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from lediflow import paths, scaling, tables
+from lediflow.config import deep_merge, load_params, validate
+from lediflow.errors import LediflowError
+
+# Networks whose inputs do not depend on the scale, so a larger arm continues the smaller arm's checkpoint
+# (the latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh).
+CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
+SCORE_JOBS_AT_ONCE = 2  # score rules take one thread each; the 2-core machine runs two side by side
+SPACE_STAGES = {"pixel": ("prior_report-pixel", "time_cells-pixel"),
+                "latent": ("encode_latents", "autoencoder_floor", "prior_report-latent", "time_cells-latent")}
+RUN_STAGES = ("reference_features", "tables")
+
+
+def benchmark_seconds(run: Path, job: str) -> float:
+    """Wall seconds of one job of a finished run, from Snakemake's benchmark file."""
+    path = run / "benchmarks" / f"{job}.tsv"
+    if not path.is_file():
+        raise LediflowError(f"no benchmark {path}; finish the default run (`snakemake --cores all`) before "
+                            "estimating the study from it")
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return float(rows[-1]["s"])
+
+
+def training_seconds(run: Path, model: str) -> float:
+    seconds = tables.training_record(run, model).get("train_seconds", math.nan)
+    if math.isnan(seconds):
+        raise LediflowError(f"{run} has no training record of {model}; run its tables stage (`snakemake --cores "
+                            "all`) so results/<run>/training/ holds every model's seconds")
+    return float(seconds)
+
+
+def arm_params(spec: dict, arm: scaling.Arm) -> dict:
+    """The arm's validated params: base configs, the study budget, then the arm's overlay."""
+    return validate(deep_merge(load_params([*spec["configs"], spec["budget"]]), arm.overlay()))
+
+
+def estimate(spec: dict, default_run: Path) -> pd.DataFrame:
+    """One row per arm still to run: training, sampling, scoring and other seconds, and hours in all."""
+    base = load_params(spec["configs"])
+    planned = scaling.arms(spec, base["run"]["name"])
+    by_name = {arm.name: arm for arm in planned}
+    previous = scaling.predecessors(planned)
+    rows = []
+    for arm in planned:
+        if arm.default:
+            continue
+        cells = paths.cells(arm_params(spec, arm))
+        train = other = 0.0
+        for space in arm.spaces:
+            before = by_name[previous[arm.name][space]].scale if space in previous.get(arm.name, {}) else 0.0
+            for model in scaling.SPACE_MODELS[space]:
+                done = before if model in CONTINUES else 0.0
+                train += training_seconds(default_run, model) * (arm.scale - done)
+            other += sum(benchmark_seconds(default_run, job) for job in SPACE_STAGES[space])
+        other += sum(benchmark_seconds(default_run, job) for job in RUN_STAGES)
+        sample = sum(benchmark_seconds(default_run, f"sample-{model}-{setting}") for model, setting in cells)
+        score = sum(benchmark_seconds(default_run, f"score-{model}-{setting}")
+                    for model, setting in cells) / SCORE_JOBS_AT_ONCE
+        total = train + sample + score + other
+        rows.append({"arm": arm.name, "spaces": " ".join(arm.spaces), "scale": arm.scale, "seed": arm.seed,
+                     "cells": len(cells), "train_s": train, "sample_s": sample, "score_s": score,
+                     "other_s": other, "hours": total / 3600})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["hours", "arm"]).reset_index(drop=True)
+
+
+CAPTION = ("The scaling study's cost on the machine that made the default run, estimated from that run's measured "
+           "jobs (lediflow.scaling_cost): training = each network's recorded seconds x the arm's scale (continued "
+           "networks pay the difference to the smaller arm of their seed), evaluation = the default run's job "
+           "benchmarks of the arm's cells (score jobs two at a time). Cheapest arm first; the x1 seed-0 arm is "
+           "the default run and costs nothing more.")
+
+
+def write(spec: dict, default_run: Path, out: Path) -> pd.DataFrame:
+    """results/scaling/cost.{md,csv,tex}: the estimate per arm and the total."""
+    frame = estimate(spec, default_run)
+    shown = frame.copy()
+    total = {"arm": "total", "spaces": "", "scale": math.nan, "seed": math.nan, "cells": frame["cells"].sum(),
+             **{column: frame[column].sum() for column in ("train_s", "sample_s", "score_s", "other_s", "hours")}}
+    shown = pd.concat([shown, pd.DataFrame([total])], ignore_index=True)
+    for column in ("train_s", "sample_s", "score_s", "other_s"):
+        shown[column] = shown[column].map(lambda v: f"{v:.0f}")
+    shown["hours"] = shown["hours"].map(lambda v: f"{v:.2f}")
+    shown["scale"] = shown["scale"].map(lambda v: "" if math.isnan(v) else scaling.scale_label(v))
+    shown["seed"] = shown["seed"].map(lambda v: "" if math.isnan(v) else f"{v:.0f}")
+    tables.write_table(shown.set_index("arm"), out, "cost", CAPTION)
+    return frame
