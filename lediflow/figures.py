@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -124,6 +125,16 @@ SCALING_PANELS = (("best FID", (("baseline_best_fid", "gaussian"), ("ledi_best_f
                   ("FID ratio baseline / LeDiFlow, equal NFE", (("fid_ratio", None),)))
 
 
+def _images_axis(ax: plt.Axes, x: pd.Series, images: pd.Series) -> None:
+    """A top axis naming the images LeDiFlow's flow saw at each plotted compute."""
+    top = ax.twiny()
+    top.set_xscale("log")
+    top.set_xlim(ax.get_xlim())
+    top.set_xticks(list(x), [f"{v / 1000:.0f}k" for v in images], fontsize=6)
+    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    top.set_xlabel("flow images seen", fontsize=7)
+
+
 def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
     """One figure per space: each scaling metric against training compute (log x), 95% bars, the data floor on
     the FID panel and the no-effect line (1) on the ratio panels."""
@@ -144,7 +155,11 @@ def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
                 ax.axhline(rows["data_floor_fid"].mean(), color="grey", ls="--", lw=1, label="data floor")
                 ax.legend(fontsize=7)
             ax.set_xscale("log")
+            ax.set_xticks(list(x), [f"{v:.0f}" if timed else f"x{v:g}" for v in x])  # one label per arm
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel("LeDiFlow training seconds" if timed else "training scale", fontsize=8)
+            if rows["ledi_flow_images"].notna().all():
+                _images_axis(ax, x, rows["ledi_flow_images"])
             ax.set_title(title, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
