@@ -169,7 +169,8 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     assert (half["ledi_flow_images"].to_numpy() * 2 == one["ledi_flow_images"].to_numpy()).all()
     table = pd.read_csv(tmp_path / "scaling" / "scaling.csv")
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
-    assert (table["baseline train s"] > 0).all()  # the equal-compute claim is checkable in the table
+    # the equal-compute claim is checkable in the table (smoke seconds round to 0 there; the runs file is exact)
+    assert "baseline train s" in table.columns and (runs["baseline_train_seconds"] > 0).all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
 
     def record(run: str, model: str) -> dict:
