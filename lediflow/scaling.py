@@ -98,6 +98,9 @@ def arms(spec: dict, default_name: str) -> list[Arm]:
 SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gaussian", "flow-pixel-learned"),
                 "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
                            "flow-latent-learned")}
+# The networks whose inputs do not depend on the scale, so seed_checkpoints' copy is resumed by a larger arm (the
+# latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh).
+CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
 
 
 def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:

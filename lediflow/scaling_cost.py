@@ -20,9 +20,6 @@ from lediflow import paths, scaling, tables
 from lediflow.config import deep_merge, load_params, validate
 from lediflow.errors import LediflowError
 
-# Networks whose inputs do not depend on the scale, so a larger arm continues the smaller arm's checkpoint
-# (the latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh).
-CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
 SCORE_JOBS_AT_ONCE = 2  # score rules take one thread each; the 2-core machine runs two side by side
 SPACE_STAGES = {"pixel": ("prior_report-pixel", "time_cells-pixel"),
                 "latent": ("encode_latents", "autoencoder_floor", "prior_report-latent", "time_cells-latent")}
@@ -68,7 +65,7 @@ def estimate(spec: dict, default_run: Path) -> pd.DataFrame:
         for space in arm.spaces:
             before = by_name[previous[arm.name][space]].scale if space in previous.get(arm.name, {}) else 0.0
             for model in scaling.SPACE_MODELS[space]:
-                done = before if model in CONTINUES else 0.0
+                done = before if model in scaling.CONTINUES else 0.0
                 train += training_seconds(default_run, model) * (arm.scale - done)
             other += sum(benchmark_seconds(default_run, job) for job in SPACE_STAGES[space])
         other += sum(benchmark_seconds(default_run, job) for job in RUN_STAGES)
