@@ -24,6 +24,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def device_name(device: torch.device) -> str:
+    """The hardware a job ran on, for its records: the card's name on a GPU (a study may train some arms on one
+    and evaluate them here, and its seconds are that card's), the processor's core count on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return images.float() / 127.5 - 1.0

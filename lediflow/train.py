@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from lediflow import artifacts, seeding
+from lediflow import artifacts, runtime, seeding
 from lediflow.checkpoint import load_tensors, save_tensors
 from lediflow.errors import LediflowError
 from lediflow.numerics import Numerics
@@ -68,6 +68,7 @@ class TrainResult:
     samples_seen: int
     parameters: int
     final_loss: float
+    device: str = ""  # runtime.device_name of the last part of the training (a resumed one may have had others)
 
 
 class NonFiniteLossError(LediflowError):
@@ -314,7 +315,8 @@ class Trainer:
             loss_value = self._last_logged_loss()  # a finished run resumed: no step ran in this call
         # Cumulative like train_seconds (restored from the checkpoint): both count every step since step 0.
         samples_seen = self.step * cfg.batch_size  # batch_size is global, split over ranks
-        return TrainResult(self.step, resumed, self.train_seconds, samples_seen, n_params, loss_value)
+        return TrainResult(self.step, resumed, self.train_seconds, samples_seen, n_params, loss_value,
+                           runtime.device_name(self.device))
 
     def step_generator(self, step: int) -> torch.Generator:
         """The generator of every random draw of `step` (data, noise, time): a pure function of (seed, step, rank)."""
