@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -120,7 +121,7 @@ def main() -> None:
     print(f"device: cpu, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
     print("| benchmark | value | target | detail |\n| --- | --- | --- | --- |", flush=True)
 
-    def emit(rows: list[tuple[str, str, str, str]]) -> None:
+    def emit(rows: Iterable[tuple[str, str, str, str]]) -> None:
         for row in rows:
             print("| " + " | ".join(row) + " |", flush=True)
 
