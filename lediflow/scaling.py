@@ -117,6 +117,17 @@ def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:
     return out
 
 
+def finished(run: Path) -> bool:
+    """An arm's tables mark it finished (workflow/scaling.smk never reruns such an arm)."""
+    return (run / "tables" / "scores_long.csv").is_file()
+
+
+def has_checkpoint(run: Path, model: str) -> bool:
+    """Whether a run still holds a checkpoint of `model` for a larger arm to continue (checkpoints are DVC's,
+    not git's: a fresh clone has none, so a larger arm there trains afresh)."""
+    return any((run / "models" / model / "checkpoints").glob("step_*"))
+
+
 def seed_checkpoints(source_run: Path, run: Path, space: str) -> list[str]:
     """Copy the newest checkpoint of each of the space's networks from a smaller arm into this arm's empty
     checkpoint folders; returns the networks copied.

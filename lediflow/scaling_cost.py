@@ -2,7 +2,9 @@
 
 Training: each network's recorded seconds in the default run (results/<run>/training/<model>.json) times the
 arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the
-difference of the scales. Evaluation: the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of
+difference of the scales, where that arm will leave a checkpoint: it runs first in the same checkout, or it
+finished here and its checkpoints are still on disk (a fresh clone has the finished arms' tables but no
+checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out. Evaluation: the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of
 the cells the arm scores, score jobs halved because Snakemake runs two of them at once on two cores, plus the
 per-space stages (latent encoding, prior report, timing, autoencoder floor) and the per-run ones (reference
 features, tables) once per arm. The default run itself costs nothing more: it is the x1 seed-0 arm.
@@ -50,23 +52,32 @@ def arm_params(spec: dict, arm: scaling.Arm) -> dict:
     return validate(deep_merge(load_params([*spec["configs"], spec["budget"]]), arm.overlay()))
 
 
-def estimate(spec: dict, default_run: Path) -> pd.DataFrame:
-    """One row per arm still to run: training, sampling, scoring and other seconds, and hours in all."""
+def estimate(spec: dict, default_run: Path, alone: bool = False) -> pd.DataFrame:
+    """One row per arm still to run: training, sampling, scoring and other seconds, and hours in all. alone:
+    each arm in a checkout of its own (a fresh clone per arm), so it continues nothing."""
     base = load_params(spec["configs"])
+    results = Path(base["run"]["results_dir"])
     planned = scaling.arms(spec, base["run"]["name"])
     by_name = {arm.name: arm for arm in planned}
     previous = scaling.predecessors(planned)
+
+    def continued_scale(arm: scaling.Arm, space: str, model: str) -> float:
+        """The scale a network starts from: its smaller arm's, when that arm will leave a checkpoint of it."""
+        source = previous.get(arm.name, {}).get(space)
+        if alone or source is None or model not in scaling.CONTINUES:
+            return 0.0
+        run = results / source
+        return by_name[source].scale if not scaling.finished(run) or scaling.has_checkpoint(run, model) else 0.0
+
     rows = []
     for arm in planned:
-        if arm.default:
+        if arm.default or scaling.finished(results / arm.name):
             continue
         cells = paths.cells(arm_params(spec, arm))
         train = other = 0.0
         for space in arm.spaces:
-            before = by_name[previous[arm.name][space]].scale if space in previous.get(arm.name, {}) else 0.0
             for model in scaling.SPACE_MODELS[space]:
-                done = before if model in scaling.CONTINUES else 0.0
-                train += training_seconds(default_run, model) * (arm.scale - done)
+                train += training_seconds(default_run, model) * (arm.scale - continued_scale(arm, space, model))
             other += sum(benchmark_seconds(default_run, job) for job in SPACE_STAGES[space])
         other += sum(benchmark_seconds(default_run, job) for job in RUN_STAGES)
         sample = sum(benchmark_seconds(default_run, f"sample-{model}-{setting}") for model, setting in cells)
@@ -81,15 +92,16 @@ def estimate(spec: dict, default_run: Path) -> pd.DataFrame:
 
 
 CAPTION = ("The scaling study's cost on the machine that made the default run, estimated from that run's measured "
-           "jobs (lediflow.scaling_cost): training = each network's recorded seconds x the arm's scale (continued "
-           "networks pay the difference to the smaller arm of their seed), evaluation = the default run's job "
+           "jobs (lediflow.scaling_cost), for the arms not yet finished in this checkout: training = each network's "
+           "recorded seconds x the arm's scale (a network continued from the smaller arm of its seed pays the "
+           "difference, when that arm runs first or its checkpoints are on disk), evaluation = the default run's job "
            "benchmarks of the arm's cells (score jobs two at a time). Cheapest arm first; the x1 seed-0 arm is "
            "the default run and costs nothing more.")
 
 
-def write(spec: dict, default_run: Path, out: Path) -> pd.DataFrame:
-    """results/scaling/cost.{md,csv,tex}: the estimate per arm and the total."""
-    frame = estimate(spec, default_run)
+def write(spec: dict, default_run: Path, out: Path, alone: bool = False) -> pd.DataFrame:
+    """results/scaling/{cost.md,csv,tex} (cost_alone.* for `alone`): the estimate per arm and the total."""
+    frame = estimate(spec, default_run, alone)
     shown = frame.copy()
     total = {"arm": "total", "spaces": "", "scale": math.nan, "seed": math.nan, "cells": frame["cells"].sum(),
              **{column: frame[column].sum() for column in ("train_s", "sample_s", "score_s", "other_s", "hours")}}
@@ -99,5 +111,6 @@ def write(spec: dict, default_run: Path, out: Path) -> pd.DataFrame:
     shown["hours"] = shown["hours"].map(lambda v: f"{v:.2f}")
     shown["scale"] = shown["scale"].map(lambda v: "" if math.isnan(v) else scaling.scale_label(v))
     shown["seed"] = shown["seed"].map(lambda v: "" if math.isnan(v) else f"{v:.0f}")
-    tables.write_table(shown.set_index("arm"), out, "cost", CAPTION)
+    caption = CAPTION + (" Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else "")
+    tables.write_table(shown.set_index("arm"), out, "cost_alone" if alone else "cost", caption)
     return frame

@@ -96,15 +96,30 @@ def _cost_study(tmp_path: Path) -> dict:
             "scales": {"pixel": [0.5, 1, 2]}, "seeds": [0]}
 
 
-def test_the_cost_estimate_scales_training_and_charges_a_continued_network_only_the_extra_steps(tmp_path: Path):
+def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves_finished_arms_out(tmp_path: Path):
     from lediflow.scaling_cost import estimate
 
-    cost = estimate(_cost_study(tmp_path), tmp_path / "results" / "base").set_index("arm")
+    spec, base = _cost_study(tmp_path), tmp_path / "results" / "base"
+    (base / "tables").mkdir()
+    (base / "tables" / "scores_long.csv").write_text("")  # the default run is finished...
+    cost = estimate(spec, base).set_index("arm")
     assert list(cost.index) == ["scaling-x0.5-s0", "scaling-x2-s0"]  # the default run costs nothing more
     # x0.5 trains all four networks at half the steps; nothing smaller to continue from
     assert cost.loc["scaling-x0.5-s0", "train_s"] == pytest.approx(0.5 * (100 + 50 + 300 + 200))
-    # x2 continues the default run's prior and baseline (one more x1 each) and retrains sampler and flow at x2
+    # ...but, as in a fresh clone, holds no checkpoints: x2 trains all four afresh at x2
+    assert cost.loc["scaling-x2-s0", "train_s"] == pytest.approx(2 * (100 + 50 + 300 + 200))
+    # with the default run's checkpoints on disk, x2 continues its prior and baseline (one more x1 each) and
+    # retrains sampler and flow at x2
+    for model in ("prior-pixel", "flow-pixel-gaussian"):
+        (base / "models" / model / "checkpoints" / "step_00000100").mkdir(parents=True)
+    cost = estimate(spec, base).set_index("arm")
     assert cost.loc["scaling-x2-s0", "train_s"] == pytest.approx(100 + 300 + 2 * (50 + 200))
+    alone = estimate(spec, base, alone=True).set_index("arm")  # a fresh clone per arm continues nothing
+    assert alone.loc["scaling-x2-s0", "train_s"] == pytest.approx(2 * (100 + 50 + 300 + 200))
+    # a finished arm is left out
+    (tmp_path / "results" / "scaling-x0.5-s0" / "tables").mkdir(parents=True)
+    (tmp_path / "results" / "scaling-x0.5-s0" / "tables" / "scores_long.csv").write_text("")
+    assert list(estimate(spec, base)["arm"]) == ["scaling-x2-s0"]
     assert cost.loc["scaling-x2-s0", "sample_s"] == pytest.approx(4 * 10)
     assert cost.loc["scaling-x2-s0", "score_s"] == pytest.approx(4 * 20 / 2)  # two score jobs at once
     assert cost.loc["scaling-x2-s0", "other_s"] == pytest.approx(20)
