@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    """The hardware a job ran on, for its records: the card's name on a GPU (a study may train some arms on one
-    and evaluate them here, and its seconds are that card's), the processor's core count on a CPU."""
+    """The hardware a job ran on, for its records: the card's name on a GPU, the processor's model and torch's
+    thread count on a CPU. Training seconds compare only between records that name the same hardware (two
+    machines of one cloud can differ 2-4x in speed)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return f"cpu {_cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
