@@ -125,24 +125,33 @@ SCALING_PANELS = (("best FID", (("baseline_best_fid", "gaussian"), ("ledi_best_f
                   ("FID ratio baseline / LeDiFlow, equal NFE", (("fid_ratio", None),)))
 
 
-def _images_axis(ax: plt.Axes, x: pd.Series, images: pd.Series) -> None:
-    """A top axis naming the images LeDiFlow's flow saw at each plotted compute."""
+def _count(value: float) -> str:
+    """128000 -> '128k', 1024000 -> '1.02M'."""
+    for size, unit in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.0f}"
+
+
+def _seconds_axis(ax: plt.Axes, x: pd.Series, seconds: pd.Series) -> None:
+    """A top axis naming LeDiFlow's measured training seconds at each arm (the table says on which hardware)."""
     top = ax.twiny()
     top.set_xscale("log")
     top.set_xlim(ax.get_xlim())
-    top.set_xticks(list(x), [f"{v / 1000:.0f}k" for v in images], fontsize=6)
+    top.set_xticks(list(x), [f"{v:.0f}" for v in seconds], fontsize=6)
     top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    top.set_xlabel("flow images seen", fontsize=7)
+    top.set_xlabel("LeDiFlow training s (measured)", fontsize=7)
 
 
 def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
-    """One figure per space: each scaling metric against training compute (log x), 95% bars, the data floor on
-    the FID panel and the no-effect line (1) on the ratio panels."""
+    """One figure per space: each scaling metric against training compute (log x: images LeDiFlow's flow saw,
+    which no machine changes; the measured seconds on top), 95% bars, the data floor on the FID panel and the
+    no-effect line (1) on the ratio panels."""
     out = []
     for space, rows in summary.groupby("space"):
         rows = rows.sort_values("scale")
-        timed = rows["ledi_train_seconds"].notna().all()
-        x = rows["ledi_train_seconds"] if timed else rows["scale"]
+        counted = rows["ledi_flow_images"].notna().all()
+        x = rows["ledi_flow_images"] if counted else rows["scale"]
         fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(4.0 * len(SCALING_PANELS), 3.3), squeeze=False)
         for ax, (title, series) in zip(axes[0], SCALING_PANELS):
             for metric, prior in series:
@@ -155,11 +164,11 @@ def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
                 ax.axhline(rows["data_floor_fid"].mean(), color="grey", ls="--", lw=1, label="data floor")
                 ax.legend(fontsize=7)
             ax.set_xscale("log")
-            ax.set_xticks(list(x), [f"{v:.0f}" if timed else f"x{v:g}" for v in x])  # one label per arm
+            ax.set_xticks(list(x), [_count(v) if counted else f"x{v:g}" for v in x])  # one label per arm
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-            ax.set_xlabel("LeDiFlow training seconds" if timed else "training scale", fontsize=8)
-            if rows["ledi_flow_images"].notna().all():
-                _images_axis(ax, x, rows["ledi_flow_images"])
+            ax.set_xlabel("flow images seen" if counted else "training scale", fontsize=8)
+            if rows["ledi_train_seconds"].notna().all():
+                _seconds_axis(ax, x, rows["ledi_train_seconds"])
             ax.set_title(title, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)

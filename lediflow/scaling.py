@@ -77,19 +77,25 @@ def scale_label(scale: float) -> str:
 
 
 def arms(spec: dict, default_name: str) -> list[Arm]:
-    """One run per (scale, seed) holding every space that needs it; x1 seed 0 is the default run."""
-    wanted: dict[tuple[float, int], list[str]] = {}
+    """One run per (scale, seed) holding every space that needs it, or with `split_spaces` one run per (space,
+    scale, seed) (each a shorter job: what fits one session of a machine that keeps no checkpoints between
+    sessions); x1 seed 0 is the default run either way."""
+    split = bool(spec.get("split_spaces", False))
+    wanted: dict[tuple[str, float, int], list[str]] = {}
     for space in SPACES:
         for scale in spec["scales"].get(space, []):
             seeds = spec["seeds"] if scale in seeded_scales(spec, space) else [0]
             for seed in seeds:
-                wanted.setdefault((float(scale), int(seed)), []).append(space)
+                default = scale == 1 and seed == 0
+                key = (space if split and not default else "", float(scale), int(seed))
+                wanted.setdefault(key, []).append(space)
     out = []
-    for (scale, seed), spaces in sorted(wanted.items()):
+    for (space, scale, seed), spaces in sorted(wanted.items(), key=lambda item: item[0][1:] + item[0][:1]):
         if scale == 1 and seed == 0:
             out.append(Arm(default_name, tuple(spaces), scale, seed, default=True))
         else:
-            out.append(Arm(f"scaling-{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed))
+            prefix = f"scaling-{space}-" if space else "scaling-"
+            out.append(Arm(f"{prefix}{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed))
     return out
 
 
@@ -161,7 +167,10 @@ def training_compute(run: Path, space: str) -> dict:
         values = [tables.training_record(run, m).get(key, math.nan) for m in models]
         return float(sum(values)) if values else math.nan
 
-    return {"ledi_train_seconds": total(LEDI_MODELS[space], "train_seconds"),
+    models = LEDI_MODELS[space] + BASELINE_MODELS[space]
+    devices = {str(tables.training_record(run, m).get("device", "")) for m in models} - {""}
+    return {"hardware": " / ".join(sorted(devices)) or "not recorded",
+            "ledi_train_seconds": total(LEDI_MODELS[space], "train_seconds"),
             "baseline_train_seconds": total(BASELINE_MODELS[space], "train_seconds"),
             "ledi_flow_images": total([f"flow-{space}-learned"], "samples_seen"),
             "baseline_flow_images": total([f"flow-{space}-gaussian"], "samples_seen")}
@@ -245,7 +254,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (space, scale), group in rows.groupby(["space", "scale"], sort=True):
         seeds = len(group)
-        row: dict = {"space": space, "scale": scale, "seeds": seeds, "runs": " ".join(group["run"])}
+        row: dict = {"space": space, "scale": scale, "seeds": seeds, "runs": " ".join(group["run"]),
+                     "hardware": " / ".join(sorted(set(group["hardware"])))}
         for column in ("ledi_train_seconds", "baseline_train_seconds", "ledi_flow_images", "baseline_flow_images"):
             row[column] = float(group[column].mean())
         single = group.iloc[0]
@@ -300,7 +310,7 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
             + ("" if r["speedup_nfe_resolved"] == "n/a" else f" ({r['speedup_nfe_resolved']})"),
             "wall-clock speedup": pm(r, "speedup_wall_clock", 2),
             "FID ratio, equal NFE": pm(r, "fid_ratio", 2) + f" ({r['fid_ratio_resolved']})",
-            "data floor": f"{r['data_floor_fid']:.1f}",
+            "data floor": f"{r['data_floor_fid']:.1f}", "trained on": r["hardware"],
         })
     return pd.DataFrame(rows).set_index(["space", "scale"])
 
@@ -315,7 +325,8 @@ CAPTION = ("Scaling study: every network's training steps multiplied by the scal
            "difference (gap 0, ratio 1). LeDiFlow train s: measured seconds of its whole pipeline in the space "
            "(autoencoder, prior, latent sampler, flow); baseline train s: the Gaussian flow's (and the "
            "autoencoder in latent space), which flow.baseline_extra_steps sets to about LeDiFlow's; flow images: "
-           "images LeDiFlow's flow saw.")
+           "images LeDiFlow's flow saw (the figures' x-axis: seconds compare only between arms trained on the same "
+           "hardware, named in 'trained on' where the training records hold it).")
 
 
 def write(runs: list[Path], out: Path) -> pd.DataFrame:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, ratio: float = 1.5) -> dict:
-    return {"run": f"r{scale}-{seed}", "space": "pixel", "scale": scale, "seed": seed,
+    return {"run": f"r{scale}-{seed}", "space": "pixel", "scale": scale, "seed": seed, "hardware": "cpu",
             "ledi_train_seconds": 100.0 * scale, "baseline_train_seconds": 100.0 * scale,
             "ledi_flow_images": 1000.0 * scale, "baseline_flow_images": 2000.0 * scale,
             "baseline_best_fid": base, "baseline_best_fid_se": 1.0, "baseline_best_at": "euler-32",
@@ -43,9 +43,13 @@ def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_defaul
     assert seeds[("latent", 4.0)] == seeds[("pixel", 2.0)] == seeds[("latent", 1.0)] == {0, 1, 2}
     assert seeds[("latent", 0.25)] == seeds[("pixel", 0.5)] == seeds[("latent", 8.0)] == {0}
     assert ("pixel", 4.0) not in seeds and ("latent", 4.0) in seeds  # each space its own scales
+    # split_spaces: every arm but the default run trains one space, so each fits one session here
+    assert all(len(a.spaces) == 1 for a in planned if not a.default)
     x2 = next(a for a in planned if a.scale == 2 and a.seed == 1)
     assert x2.spaces == ("pixel",) and x2.overlay() == {
-        "run": {"name": "scaling-x2-s1", "train_scale": 2.0, "seed": 1}, "flow": {"spaces": ["pixel"]}}
+        "run": {"name": "scaling-pixel-x2-s1", "train_scale": 2.0, "seed": 1}, "flow": {"spaces": ["pixel"]}}
+    merged = arms({**spec, "split_spaces": False}, "default")  # one run per (scale, seed) without it
+    assert next(a for a in merged if a.name == "scaling-x2-s0").spaces == ("pixel", "latent")
 
 
 def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
@@ -186,6 +190,8 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
     # the equal-compute claim is checkable in the table (smoke seconds round to 0 there; the runs file is exact)
     assert "baseline train s" in table.columns and (runs["baseline_train_seconds"] > 0).all()
+    # which hardware trained each arm, from the training records (seconds compare only on the same one)
+    assert table["trained on"].str.startswith("cpu ").all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
 
     def record(run: str, model: str) -> dict:
