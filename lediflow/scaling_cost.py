@@ -4,10 +4,11 @@ Training: each network's recorded seconds in the default run (results/<run>/trai
 arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the
 difference of the scales, where that arm will leave a checkpoint: it runs first in the same checkout, or it
 finished here and its checkpoints are still on disk (a fresh clone has the finished arms' tables but no
-checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out. Evaluation: the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of
-the cells the arm scores, score jobs halved because Snakemake runs two of them at once on two cores, plus the
-per-space stages (latent encoding, prior report, timing, autoencoder floor) and the per-run ones (reference
-features, tables) once per arm. The default run itself costs nothing more: it is the x1 seed-0 arm.
+checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out. Evaluation:
+the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of the cells the arm scores, score jobs
+halved because Snakemake runs two of them at once on two cores, plus the per-space stages (latent encoding,
+prior report, timing, autoencoder floor) and the per-run ones (reference features, tables) once per arm. The
+default run itself costs nothing more: it is the x1 seed-0 arm.
 """
 
 from __future__ import annotations
