@@ -123,9 +123,14 @@ def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:
     return out
 
 
+def tables_marker(run: Path) -> Path:
+    """The file whose presence marks an arm finished: its run's tables (workflow/scaling.smk's arm output)."""
+    return run / "tables" / "scores_long.csv"
+
+
 def finished(run: Path) -> bool:
-    """An arm's tables mark it finished (workflow/scaling.smk never reruns such an arm)."""
-    return (run / "tables" / "scores_long.csv").is_file()
+    """An arm with its tables is finished: workflow/scaling.smk never reruns it."""
+    return tables_marker(run).is_file()
 
 
 def has_checkpoint(run: Path, model: str) -> bool:

@@ -28,7 +28,7 @@ OUT = SPEC["out"]
 
 def arm_tables(name):
     """The file that marks an arm finished: its run's tables."""
-    return f"{RESULTS}/{name}/tables/scores_long.csv"
+    return str(scaling.tables_marker(Path(RESULTS) / name))
 
 
 rule all:
