@@ -202,7 +202,8 @@ def _euler_ratio(scores: pd.DataFrame) -> tuple[float, float]:
 def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
     """One row per space of the run: its scale, seed, compute, both best FIDs, speedups and FID ratio."""
     params = load_params([run / "params.yaml"])
-    scores = tables.load_cells(run, cells)
+    # a split-space arm trains one space: it is scored on the common cells of that space only
+    scores = tables.load_cells(run, [c for c in cells if c[0].split("-")[1] in params["flow"]["spaces"]])
     rows = []
     for space, by_space in scores.groupby("space"):
         base, learned = by_space[by_space["prior"] == "gaussian"], by_space[by_space["prior"] == "learned"]

@@ -80,3 +80,18 @@ def test_committed_ablation_tables_regenerate_byte_identically(tmp_path: Path):
         for suffix in (".md", ".csv", ".tex", "_long.csv"):
             committed = REPO / spec["out"] / f"{study}{suffix}"
             assert (out / committed.name).read_bytes() == committed.read_bytes(), committed.name
+
+
+def test_committed_scaling_tables_regenerate_byte_identically(tmp_path: Path):
+    import pandas as pd
+
+    committed = _git_files("results/scaling")
+    if "results/scaling/scaling_runs.csv" not in committed:
+        pytest.skip("no arm of the scaling study is committed yet")
+    runs = list(dict.fromkeys(pd.read_csv(REPO / "results/scaling/scaling_runs.csv")["run"]))  # the study's order
+    folders = [str(_clone_results(tmp_path, run)) for run in runs]
+    out = tmp_path / "scaling"
+    made = _lediflow("scaling", "--runs", *folders, "--out", str(out))
+    assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
+    for name in ("scaling.md", "scaling.csv", "scaling.tex", "scaling_runs.csv", "scaling_summary.csv"):
+        assert (out / name).read_bytes() == (REPO / "results/scaling" / name).read_bytes(), name
