@@ -161,11 +161,13 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     from lediflow.config import deep_merge
 
     smoke = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    # Euler 1 for both flows and 2 for the baseline: the fewest cells that give a speedup and an equal-NFE
+    # ratio (every cell is a sample and a score job in each of the four runs, and this test is CI's longest).
     base = deep_merge(smoke, {"run": {"name": "toy", "results_dir": str(tmp_path / "results")},
                               "data": {"max_train": 256, "max_test": 128},
                               "flow": {"spaces": ["pixel"]},
                               "prior": {"report_images": 32, "fidelity_images": 32},
-                              "sample": {"steps": [1, 2], "baseline_extra_steps": {"euler": [4]},
+                              "sample": {"steps": [1], "baseline_extra_steps": {"euler": [2]},
                                          "dopri5_tolerances": [], "timing_images": 4, "timing_repeats": 1,
                                          "zero_step_cells": False},
                               "score": {"reference_count": 64, "bootstrap_resamples": 10, "kid_subsets": 4,
