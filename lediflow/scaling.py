@@ -199,11 +199,15 @@ def _euler_ratio(scores: pd.DataFrame) -> tuple[float, float]:
     return float(np.exp(logs.mean())), float(np.sqrt((se_logs ** 2).sum()) / len(logs))
 
 
+def _space(cell: tuple[str, str]) -> str:
+    return paths.parse_flow_name(cell[0])[0]
+
+
 def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
     """One row per space of the run: its scale, seed, compute, both best FIDs, speedups and FID ratio."""
     params = load_params([run / "params.yaml"])
     # a split-space arm trains one space: it is scored on the common cells of that space only
-    scores = tables.load_cells(run, [c for c in cells if c[0].split("-")[1] in params["flow"]["spaces"]])
+    scores = tables.load_cells(run, [c for c in cells if _space(c) in params["flow"]["spaces"]])
     rows = []
     for space, by_space in scores.groupby("space"):
         base, learned = by_space[by_space["prior"] == "gaussian"], by_space[by_space["prior"] == "learned"]
@@ -235,8 +239,8 @@ def common_cells(runs: list[Path]) -> list[tuple[str, str]]:
     per_run = [set(paths.cells(load_params([run / "params.yaml"]))) for run in runs]
     by_space: dict[str, set] = {}
     for cells in per_run:
-        for space in {model.split("-")[1] for model, _ in cells}:
-            mine = {c for c in cells if c[0].split("-")[1] == space}
+        for space in {_space(c) for c in cells}:
+            mine = {c for c in cells if _space(c) == space}
             by_space[space] = by_space[space] & mine if space in by_space else mine
     return sorted(c for cells in by_space.values() for c in cells)
 
