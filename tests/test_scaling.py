@@ -156,6 +156,31 @@ def test_the_study_dry_run_lists_every_arm(tmp_path: Path):
     assert overlays.exists() == existed  # a dry run writes no overlay
 
 
+def test_a_finished_arm_is_not_redone_when_its_configs_look_newer_than_its_tables(tmp_path: Path):
+    """A fresh clone's checkout order can stamp an arm's overlay after its tables: only the marker counts."""
+    import shutil
+
+    for folder in ("workflow", "configs"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    planned = arms(load_spec(REPO / "configs/scaling/study.yaml"), "default")
+    finished, unfinished = planned[0], planned[1]
+    marker = tmp_path / "results" / finished.name / "tables" / "scores_long.csv"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("run\n")
+    overlay = tmp_path / "results/scaling/arms" / f"{finished.name}.yaml"
+    overlay.parent.mkdir(parents=True)
+    overlay.write_text(yaml.safe_dump(finished.overlay()))
+    os.utime(marker, (1_000_000_000, 1_000_000_000))  # tables older than every config they were made from
+
+    result = _snakemake("-s", "workflow/scaling.smk", "-n", "--cores", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    assert f"output: results/{finished.name}/tables/scores_long.csv" not in text
+    assert f"output: results/{unfinished.name}/tables/scores_long.csv" in text  # unfinished arms still run
+    assert "rule summary:" in text
+
+
 def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path):
     """Two scales x two seeds at smoke sizes, pixel space: four real runs, one table with intervals."""
     from lediflow.config import deep_merge

@@ -1,8 +1,9 @@
 # Scaling study (issue 16): LeDiFlow's effect against training compute, with seeds. Every arm is an ordinary
 # run of the main Snakefile at run.train_scale x the default budget and a run.seed; the x1 seed-0 arm is the
 # default run itself (results/<params.yaml's run.name>), not a copy. An interrupted study resumes where it
-# stopped: a finished arm is never redone (its tables are its marker) and an unfinished one resumes its
-# trainers from their checkpoints.
+# stopped: a finished arm is never redone (its tables are its marker, whatever the files' mtimes, so a fresh
+# clone's checkout order cannot make it stale; --force <its tables> redoes one on purpose) and an unfinished one
+# resumes its trainers from their checkpoints.
 #   snakemake -s workflow/scaling.smk -n                 # the arms still to run
 #   snakemake -s workflow/scaling.smk --cores all
 #   snakemake -s workflow/scaling.smk --cores all --config study=my_study.yaml
@@ -32,9 +33,12 @@ def arm_tables(name):
 
 
 rule all:
+    # The arms by name as well as the summary: Snakemake skips the producers of a missing input when the
+    # consumer's output exists and looks current (scaling.md is committed), so unfinished arms must be targets.
     default_target: True
     input:
         f"{OUT}/scaling.md",
+        [arm_tables(name) for name in ARMS],
 
 
 rule overlay:
@@ -65,8 +69,9 @@ rule arm:
     # Continue the smaller arm's trainings where the inputs are the same (scaling.seed_checkpoints), then let
     # the inner Snakemake decide what of the arm is stale; --nolock because this outer run holds the lock.
     input:
-        configs=arm_configs,
-        previous=previous_arms,
+        # ancient: only a missing marker makes an arm run (the inner Snakemake judges what of it is stale)
+        configs=lambda wc: [ancient(path) for path in arm_configs(wc)],
+        previous=lambda wc: [ancient(path) for path in previous_arms(wc)],
     output:
         arm_tables("{arm}"),
     log:
