@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,8 +159,6 @@ def test_the_study_dry_run_lists_every_arm(tmp_path: Path):
 
 def test_a_finished_arm_is_not_redone_when_its_configs_look_newer_than_its_tables(tmp_path: Path):
     """A fresh clone's checkout order can stamp an arm's overlay after its tables: only the marker counts."""
-    import shutil
-
     for folder in ("workflow", "configs"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
