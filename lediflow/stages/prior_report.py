@@ -19,7 +19,6 @@ from lediflow.config import Params
 from lediflow.data import cache_dir
 from lediflow.metrics.bootstrap import bootstrap
 from lediflow.metrics.inception import InceptionFeatures, resolve_weights
-from lediflow.metrics.mmd import fid_from_features
 from lediflow.learned_prior import LearnedPrior, per_sample_randn, sample_generators
 from lediflow.prior import reparameterize
 from lediflow.runtime import ImageSource, LatentSource, resolve_device, to_uint8, training_data
@@ -65,7 +64,7 @@ def sampler_fidelity(params: Params, prior: LearnedPrior, test: ImageSource | La
     batch = params["score"]["batch_size"]
     a, b = inception(drawn, batch), inception(real, batch)
     errors = bootstrap(a, b, params["score"]["bootstrap_resamples"], seed)
-    return {"sampler_fid": fid_from_features(a, b), "sampler_fid_se": errors.fid_se, "sampler_fid_images": count}
+    return {"sampler_fid": errors.fid, "sampler_fid_se": errors.fid_se, "sampler_fid_images": count}
 
 
 @torch.no_grad()
