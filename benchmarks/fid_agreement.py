@@ -16,18 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lediflow.metrics.fid import fid_from_features  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scorer import fid_torch_fidelity  # noqa: E402
+
 CELL_TO_REFERENCE = {1000: 2000, 32: 100}
-
-
-def _torch_fidelity(a: torch.Tensor, b: torch.Tensor) -> float:
-    stats = [fid_features_to_statistics(x.double()) for x in (a, b)]
-    return fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
 
 
 def main() -> None:
@@ -43,7 +40,7 @@ def main() -> None:
             continue
         x, ref = torch.from_numpy(np.load(f)), references[CELL_TO_REFERENCE[n]]
         values = []
-        for k, fid in enumerate((_torch_fidelity, fid_from_features)):
+        for k, fid in enumerate((fid_torch_fidelity, fid_from_features)):
             started = time.perf_counter()
             values.append(fid(x, ref))
             seconds[k] += time.perf_counter() - started

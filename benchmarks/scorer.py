@@ -46,7 +46,7 @@ def _fid_seconds(fid: Callable[[torch.Tensor, torch.Tensor], float], a: torch.Te
     return time.perf_counter() - started
 
 
-def _fid_torch_fidelity(a: torch.Tensor, b: torch.Tensor) -> float:
+def fid_torch_fidelity(a: torch.Tensor, b: torch.Tensor) -> float:
     stats = [fid_features_to_statistics(x.double()) for x in (a, b)]
     return fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
 
@@ -58,7 +58,7 @@ def fid_rows(repeats: int = 2) -> list[tuple[str, str, str, str]]:
         a, b = torch.randn(n, 2048, generator=gen).double(), torch.randn(m, 2048, generator=gen).double() + 0.1
         theirs, ours = [], []
         for _ in range(repeats):
-            theirs.append(_fid_seconds(_fid_torch_fidelity, a, b))
+            theirs.append(_fid_seconds(fid_torch_fidelity, a, b))
             ours.append(_fid_seconds(fid_from_features, a, b))
         ratio = statistics.median(theirs) / statistics.median(ours)
         rows.append((f"fid_ratio[n={n}] (torch-fidelity eigvals / eigvalsh form)", f"{ratio:.1f}", "> 1",
