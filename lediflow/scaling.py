@@ -29,7 +29,7 @@ SPACES = ("pixel", "latent")
 BASELINE_MODELS = {"pixel": ["flow-pixel-gaussian"], "latent": ["autoencoder", "flow-latent-gaussian"]}
 LEDI_MODELS = {"pixel": ["prior-pixel", "latent_sampler-pixel", "flow-pixel-learned"],
                "latent": ["autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-learned"]}
-METRICS = ("baseline_best_fid", "ledi_best_fid", "speedup_nfe", "speedup_wall_clock", "fid_ratio")
+METRICS = ("baseline_best_fid", "ledi_best_fid", "speedup_nfe", "speedup_wall_clock", "fid_ratio", "dopri5_ratio")
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,18 @@ def _euler_ratio(scores: pd.DataFrame) -> tuple[float, float]:
     return float(np.exp(logs.mean())), float(np.sqrt((se_logs ** 2).sum()) / len(logs))
 
 
+def _dopri5_ratio(scores: pd.DataFrame) -> tuple[float, float]:
+    """Baseline FID / LeDiFlow FID with both flows solved by dopri5 (the tightest tolerance both have), and the se
+    of its log: how the effect looks when neither side saves on the solver."""
+    ratio = comparisons.quality_ratio(scores)
+    cells = ratio[ratio["solver"] == "dopri5"]
+    if cells.empty:
+        return math.nan, math.nan
+    tightest = cells.iloc[int(np.argmin([float(s.split()[-1]) for s in cells["steps"]]))]
+    fid, ci = float(tightest["fid"]), float(tightest["fid_ci"])
+    return fid, (ci / Z95) / fid  # delta method, as the Euler ratio
+
+
 def _space(cell: tuple[str, str]) -> str:
     return paths.parse_flow_name(cell[0])[0]
 
@@ -218,6 +230,7 @@ def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
         speed = comparisons.speedup(by_space)
         euler = speed[speed["solver"] == "euler"]
         ratio, ratio_log_se = _euler_ratio(by_space)
+        dopri5, dopri5_log_se = _dopri5_ratio(by_space)
         floor_path = paths.data_floor_file(params)
         floor = tables.read_json(floor_path, "run `lediflow reference-features`") if floor_path.is_file() else {}
         rows.append({
@@ -229,6 +242,7 @@ def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
             "speedup_wall_clock": float(euler["speedup_wall_clock"].iloc[0]) if not euler.empty else math.nan,
             "speedup_bound": str(euler["speedup_bound"].iloc[0]) if not euler.empty else "",
             "fid_ratio": ratio, "fid_ratio_log_se": ratio_log_se,
+            "dopri5_ratio": dopri5, "dopri5_ratio_log_se": dopri5_log_se,
             "data_floor_fid": floor.get("fid", math.nan), "data_floor_fid_se": floor.get("fid_se", math.nan),
         })
     return rows
@@ -271,6 +285,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         single = group.iloc[0]
         ses = {"baseline_best_fid": single["baseline_best_fid_se"], "ledi_best_fid": single["ledi_best_fid_se"],
                "fid_ratio": single["fid_ratio"] * single["fid_ratio_log_se"],
+               "dopri5_ratio": single["dopri5_ratio"] * single["dopri5_ratio_log_se"],
                "speedup_nfe": math.nan, "speedup_wall_clock": math.nan}
         for metric in METRICS:
             values = group[metric].to_numpy(float)
@@ -287,6 +302,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         row["best_fid_resolved"] = _resolved(centre, half, 0.0)
         row["speedup_nfe_resolved"] = _resolved(row["speedup_nfe"] - 1, row["speedup_nfe_ci"], 0.0)
         row["fid_ratio_resolved"] = _resolved(row["fid_ratio"] - 1, row["fid_ratio_ci"], 0.0)
+        row["dopri5_ratio_resolved"] = _resolved(row["dopri5_ratio"] - 1, row["dopri5_ratio_ci"], 0.0)
         row["bound"] = ", ".join(sorted(set(group["speedup_bound"]) - {"=", ""}))
         row["data_floor_fid"] = float(group["data_floor_fid"].mean())
         out.append(row)
@@ -320,6 +336,8 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
             + ("" if r["speedup_nfe_resolved"] == "n/a" else f" ({r['speedup_nfe_resolved']})"),
             "wall-clock speedup": pm(r, "speedup_wall_clock", 2),
             "FID ratio, equal NFE": pm(r, "fid_ratio", 2) + f" ({r['fid_ratio_resolved']})",
+            "FID ratio, dopri5": pm(r, "dopri5_ratio", 2)
+            + ("" if r["dopri5_ratio_resolved"] == "n/a" else f" ({r['dopri5_ratio_resolved']})"),
             "data floor": f"{r['data_floor_fid']:.1f}", "trained on": r["hardware"],
         })
     return pd.DataFrame(rows).set_index(["space", "scale"])
@@ -328,10 +346,11 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
 CAPTION = ("Scaling study: every network's training steps multiplied by the scale (run.train_scale; x1 is the "
            "default run), the Gaussian baseline at equal measured training compute at every scale. Per space and "
            "scale: best FID of each flow over the study's solver cells, the NFE and wall-clock speedup at matched "
-           "FID (Euler; '>=' where the grid bounds it), and the geometric-mean FID ratio baseline / LeDiFlow at "
-           "equal Euler NFE. With several seeds (run.seed: initialisation, data order, sampling noise) each "
-           "seed's values are computed first, then mean ± 95% t-interval of the mean over seeds; one seed: "
-           "± 95% bootstrap over its samples (speedups have none). 'not resolved': the interval holds no "
+           "FID (Euler; '>=' where the grid bounds it), the geometric-mean FID ratio baseline / LeDiFlow at "
+           "equal Euler NFE, and the same ratio with both flows solved by dopri5 (its tightest tolerance). With "
+           "several seeds (run.seed: initialisation, data order, sampling noise) each seed's values are "
+           "computed first, then mean ± 95% t-interval of the mean over seeds; one seed: ± 95% bootstrap over "
+           "its samples (speedups have none). 'not resolved': the interval holds no "
            "difference (gap 0, ratio 1). LeDiFlow train s: measured seconds of its whole pipeline in the space "
            "(autoencoder, prior, latent sampler, flow); baseline train s: the Gaussian flow's (and the "
            "autoencoder in latent space), which flow.baseline_extra_steps sets to about LeDiFlow's; flow images: "

@@ -20,14 +20,16 @@ from lediflow.tables import Z95
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, ratio: float = 1.5) -> dict:
+def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, ratio: float = 1.5,
+         dopri5: float = 1.2) -> dict:
     return {"run": f"r{scale}-{seed}", "space": "pixel", "scale": scale, "seed": seed, "hardware": "cpu",
             "ledi_train_seconds": 100.0 * scale, "baseline_train_seconds": 100.0 * scale,
             "ledi_flow_images": 1000.0 * scale, "baseline_flow_images": 2000.0 * scale,
             "baseline_best_fid": base, "baseline_best_fid_se": 1.0, "baseline_best_at": "euler-32",
             "ledi_best_fid": ledi, "ledi_best_fid_se": 1.0, "ledi_best_at": "euler-4",
             "speedup_nfe": speed, "speedup_wall_clock": speed / 2, "speedup_bound": "=",
-            "fid_ratio": ratio, "fid_ratio_log_se": 0.02, "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
+            "fid_ratio": ratio, "fid_ratio_log_se": 0.02, "dopri5_ratio": dopri5, "dopri5_ratio_log_se": 0.03,
+            "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
 
 
 def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_default_run():
@@ -62,8 +64,9 @@ def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path
 
 
 def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_unresolved():
-    rows = pd.DataFrame([_row(0, 1.0, 100.0, 60.0), _row(1, 1.0, 104.0, 61.0), _row(2, 1.0, 96.0, 62.0),
-                         _row(0, 2.0, 80.0, 79.0, speed=1.1, ratio=1.01)])
+    rows = pd.DataFrame([_row(0, 1.0, 100.0, 60.0, dopri5=1.25), _row(1, 1.0, 104.0, 61.0, dopri5=1.2),
+                         _row(2, 1.0, 96.0, 62.0, dopri5=1.15), _row(0, 2.0, 80.0, 79.0, speed=1.1, ratio=1.01,
+                                                                   dopri5=1.04)])
     summary = summarise(rows).set_index("scale")
     x1, x2 = summary.loc[1.0], summary.loc[2.0]
     assert x1["seeds"] == 3 and x1["baseline_best_fid"] == pytest.approx(100.0)
@@ -76,6 +79,27 @@ def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_un
     assert x2["best_fid_resolved"] == "not resolved"
     assert x2["fid_ratio_resolved"] == "not resolved" and x1["fid_ratio_resolved"] == "yes"
     assert x2["speedup_nfe_resolved"] == "n/a"  # a single seed's speedup has no interval
+    # the dopri5 ratio likewise: over seeds (1.25, 1.2, 1.15), or one seed's delta-method interval (1.04 * 0.03)
+    assert x1["dopri5_ratio"] == pytest.approx(1.2) and x1["dopri5_ratio_resolved"] == "yes"
+    assert x1["dopri5_ratio_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.05 / math.sqrt(3))
+    assert x2["dopri5_ratio_ci"] == pytest.approx(Z95 * 1.04 * 0.03) and x2["dopri5_ratio_resolved"] == "not resolved"
+
+
+def test_the_dopri5_ratio_is_the_tightest_tolerance_both_flows_solved():
+    from lediflow.scaling import _dopri5_ratio
+
+    cells = [{"space": "pixel", "prior": p, "solver": "euler", "steps": 1, "tol": None, "nfe": 1.0,
+              "ms_per_image": 1.0, "fid": f, "fid_se": 1.0, "kid_mean": 0.1, "kid_se": 0.01, "cmmd": math.nan,
+              "mmd_inception": 1.0} for p, f in (("gaussian", 90.0), ("learned", 60.0))]
+    cells += [{"space": "pixel", "prior": p, "solver": "dopri5", "steps": None, "tol": tol, "nfe": 100.0,
+               "ms_per_image": 100.0, "fid": f, "fid_se": 2.0, "kid_mean": 0.1, "kid_se": 0.01, "cmmd": math.nan,
+               "mmd_inception": 1.0}
+              for p, tol, f in (("gaussian", 1e-3, 90.0), ("learned", 1e-3, 45.0),
+                                ("gaussian", 1e-5, 80.0), ("learned", 1e-5, 50.0))]
+    ratio, log_se = _dopri5_ratio(pd.DataFrame(cells))
+    assert ratio == pytest.approx(80.0 / 50.0)  # 1e-5, not the looser 1e-3 (2.0)
+    assert log_se == pytest.approx(math.hypot(2.0 / 80.0, 2.0 / 50.0), rel=1e-6)  # delta method on the two FIDs
+    assert all(math.isnan(v) for v in _dopri5_ratio(pd.DataFrame(cells[:2])))  # no dopri5 cells, no ratio
 
 
 def _cost_study(tmp_path: Path) -> dict:
@@ -216,6 +240,7 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
     # the equal-compute claim is checkable in the table (smoke seconds round to 0 there; the runs file is exact)
     assert "baseline train s" in table.columns and (runs["baseline_train_seconds"] > 0).all()
+    assert table["FID ratio, dopri5"].isna().all()  # the toy scores no dopri5 cell: no ratio, not a made-up one
     # which hardware trained each arm, from the training records (seconds compare only on the same one)
     assert table["trained on"].str.startswith("cpu ").all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
