@@ -156,7 +156,10 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     long = pd.read_csv(run / "tables" / "scores_long.csv")
     golden = long[["space", "prior", "solver", "setting", "nfe", "latent_sampler_nfe", "fid", "kid_mean",
                    "mmd_inception"]].sort_values(["space", "prior", "setting"]).reset_index(drop=True)
-    dataframe_regression.check(golden, default_tolerance={"rtol": 1e-3, "atol": 1e-6})
+    # KID (a mean over random feature subsets of a cubic kernel) moves 1.2e-3 relative between CPU kinds
+    # (AMD EPYC golden, Intel Xeon in session 18) where FID stays inside 1e-3.
+    dataframe_regression.check(golden, default_tolerance={"rtol": 1e-3, "atol": 1e-6},
+                               tolerances={"kid_mean": {"rtol": 5e-3, "atol": 1e-6}})
     for space in ("pixel", "latent"):
         assert (run / "figures" / f"quality_vs_nfe_{space}.pdf").stat().st_size > 0
     # Every job leaves a Snakemake benchmark (wall time, peak RSS) beside its log.
