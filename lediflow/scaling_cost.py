@@ -53,9 +53,11 @@ def arm_params(spec: dict, arm: scaling.Arm) -> dict:
     return validate(deep_merge(load_params([*spec["configs"], spec["budget"]]), arm.overlay()))
 
 
-def estimate(spec: dict, default_run: Path, alone: bool = False) -> pd.DataFrame:
+def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bool = False) -> pd.DataFrame:
     """One row per arm still to run: training, sampling, scoring and other seconds, and hours in all. alone:
-    each arm in a checkout of its own (a fresh clone per arm), so it continues nothing."""
+    each arm in a checkout of its own (a fresh clone per arm), so it continues nothing. fresh_clone: the
+    checkpoints finished arms left in this checkout are ignored, as a fresh clone of the commit has none, so
+    the committed estimate does not depend on which session made it."""
     base = load_params(spec["configs"])
     results = Path(base["run"]["results_dir"])
     planned = scaling.arms(spec, base["run"]["name"])
@@ -68,7 +70,8 @@ def estimate(spec: dict, default_run: Path, alone: bool = False) -> pd.DataFrame
         if alone or source is None or model not in scaling.CONTINUES:
             return 0.0
         run = results / source
-        return by_name[source].scale if not scaling.finished(run) or scaling.has_checkpoint(run, model) else 0.0
+        kept = scaling.has_checkpoint(run, model) and not fresh_clone
+        return by_name[source].scale if not scaling.finished(run) or kept else 0.0
 
     rows = []
     for arm in planned:
@@ -100,9 +103,9 @@ CAPTION = ("The scaling study's cost on the machine that made the default run, e
            "the default run and costs nothing more.")
 
 
-def write(spec: dict, default_run: Path, out: Path, alone: bool = False) -> pd.DataFrame:
+def write(spec: dict, default_run: Path, out: Path, alone: bool = False, fresh_clone: bool = False) -> pd.DataFrame:
     """results/scaling/{cost.md,csv,tex} (cost_alone.* for `alone`): the estimate per arm and the total."""
-    frame = estimate(spec, default_run, alone)
+    frame = estimate(spec, default_run, alone, fresh_clone)
     shown = frame.copy()
     total = {"arm": "total", "spaces": "", "scale": math.nan, "seed": math.nan, "cells": frame["cells"].sum(),
              **{column: frame[column].sum() for column in ("train_s", "sample_s", "score_s", "other_s", "hours")}}
@@ -113,5 +116,7 @@ def write(spec: dict, default_run: Path, out: Path, alone: bool = False) -> pd.D
     shown["scale"] = shown["scale"].map(lambda v: "" if math.isnan(v) else scaling.scale_label(v))
     shown["seed"] = shown["seed"].map(lambda v: "" if math.isnan(v) else f"{v:.0f}")
     caption = CAPTION + (" Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else "")
+    caption += (" Checkpoints of finished arms in this checkout are ignored, as in a fresh clone of this commit."
+                if fresh_clone and not alone else "")
     tables.write_table(shown.set_index("arm"), out, "cost_alone" if alone else "cost", caption)
     return frame

@@ -61,6 +61,8 @@ def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path
                                      "scales": {"pixel": [0.5, 2]}, "seeds": [0, 1]}))
     with pytest.raises(LediflowError, match="include 1"):
         load_spec(study)
+    with pytest.raises(LediflowError, match="--study <file>"):  # a mistyped path names the flag, not --config
+        load_spec(tmp_path / "missing.yaml")
 
 
 def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_unresolved():
@@ -143,6 +145,9 @@ def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves
         (base / "models" / model / "checkpoints" / "step_00000100").mkdir(parents=True)
     cost = estimate(spec, base).set_index("arm")
     assert cost.loc["scaling-x2-s0", "train_s"] == pytest.approx(100 + 300 + 2 * (50 + 200))
+    # the committed estimate ignores them, as a fresh clone of the commit has none
+    fresh = estimate(spec, base, fresh_clone=True).set_index("arm")
+    assert fresh.loc["scaling-x2-s0", "train_s"] == pytest.approx(2 * (100 + 50 + 300 + 200))
     alone = estimate(spec, base, alone=True).set_index("arm")  # a fresh clone per arm continues nothing
     assert alone.loc["scaling-x2-s0", "train_s"] == pytest.approx(2 * (100 + 50 + 300 + 200))
     # a finished arm is left out
