@@ -52,7 +52,8 @@ def load_spec(path: str | Path) -> dict:
     """Read and check a scaling study file (configs/scaling/study.yaml); one-line errors name the fix."""
     if not Path(path).is_file():
         raise LediflowError(f"no scaling study file at {path}; pass `lediflow scaling-cost --study <file>` or "
-                            "`snakemake -s workflow/scaling.smk --config study=<file>` (see configs/scaling/study.yaml)")
+                            "`snakemake -s workflow/scaling.smk --config study=<file>` "
+                            "(see configs/scaling/study.yaml)")
     spec = read_yaml(path)
     for key in ("configs", "budget", "scales", "seeds", "out"):
         if key not in spec:
