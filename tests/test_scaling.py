@@ -87,6 +87,21 @@ def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_un
     assert x2["dopri5_ratio_ci"] == pytest.approx(Z95 * 1.04 * 0.03) and x2["dopri5_ratio_resolved"] == "not resolved"
 
 
+def test_seeds_whose_speedup_the_grid_bounds_report_the_lowest_bound_not_a_mean():
+    # LeDiFlow's first grid point already matches: each seed's speedup is only ">=" (8, 8, 16); their t-interval
+    # would hold 1 and call a speedup that every seed shows "not resolved"
+    rows = [_row(seed, 1.0, 70.0, 60.0, speed=speed) for seed, speed in ((0, 8.0), (1, 8.0), (2, 16.0))]
+    for row in rows:
+        row["speedup_bound"] = ">="
+    bounded = summarise(pd.DataFrame(rows)).iloc[0]
+    assert bounded["speedup_nfe"] == 8.0 and math.isnan(bounded["speedup_nfe_ci"])
+    assert bounded["speedup_nfe_resolved"] == "yes, every seed" and bounded["bound"] == ">="
+    # exact speedups keep the mean and t-interval over seeds
+    exact = summarise(pd.DataFrame([_row(s, 1.0, 70.0, 60.0, speed=v) for s, v in ((0, 4.0), (1, 5.0), (2, 6.0))]))
+    assert exact.iloc[0]["speedup_nfe"] == pytest.approx(5.0)
+    assert exact.iloc[0]["speedup_nfe_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+
+
 def test_the_dopri5_ratio_is_the_tightest_tolerance_both_flows_solved():
     from lediflow.scaling import _dopri5_ratio
 
