@@ -306,13 +306,14 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         centre, half, _ = _interval(gap, gap_se if seeds == 1 else math.nan)
         row["best_fid_gap"], row["best_fid_gap_ci"] = centre, half
         row["best_fid_resolved"] = _resolved(centre, half, 0.0)
-        row["speedup_nfe_resolved"] = _resolved(row["speedup_nfe"] - 1, row["speedup_nfe_ci"], 0.0)
         bounds = set(group["speedup_bound"]) - {"=", ""}
         if seeds >= 2 and bounds == {">="}:
             # a t-interval over lower bounds means nothing: the lowest seed's value bounds every seed's speedup
             lowest = float(np.nanmin(group["speedup_nfe"].to_numpy(float)))
             row["speedup_nfe"], row["speedup_nfe_ci"] = lowest, math.nan
             row["speedup_nfe_resolved"] = "yes, every seed" if lowest > 1 else "not resolved"
+        else:
+            row["speedup_nfe_resolved"] = _resolved(row["speedup_nfe"] - 1, row["speedup_nfe_ci"], 0.0)
         row["bound"] = ", ".join(sorted(bounds))
         row["fid_ratio_resolved"] = _resolved(row["fid_ratio"] - 1, row["fid_ratio_ci"], 0.0)
         row["dopri5_ratio_resolved"] = _resolved(row["dopri5_ratio"] - 1, row["dopri5_ratio_ci"], 0.0)
