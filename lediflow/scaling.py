@@ -374,8 +374,9 @@ CAPTION = ("Scaling study: every network's training steps multiplied by the scal
 
 
 def write(runs: list[Path], out: Path) -> pd.DataFrame:
-    """results/scaling/{scaling.md,csv,tex} (display), scaling_runs.csv (per run and space), the figures."""
-    from lediflow import artifacts, figures
+    """results/scaling/{scaling.md,csv,tex} (display), scaling_runs.csv (per run and space), scaling_steps.*
+    (the change between budgets, paired by seed), the figures."""
+    from lediflow import artifacts, figures, scaling_steps
 
     cells = common_cells(runs)
     rows = pd.DataFrame([row for run in runs for row in run_rows(run, cells)])
@@ -385,5 +386,8 @@ def write(runs: list[Path], out: Path) -> pd.DataFrame:
     tables.write_table(display(summary), out, "scaling", CAPTION)
     artifacts.write_text_atomic(out / "scaling_runs.csv", rows.to_csv(index=False, float_format="%.6g"))
     artifacts.write_text_atomic(out / "scaling_summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    changes = scaling_steps.steps(rows)
+    if not changes.empty:
+        tables.write_table(scaling_steps.display(changes, scale_label), out, "scaling_steps", scaling_steps.CAPTION)
     figures.scaling(summary, out)
     return summary

@@ -15,6 +15,7 @@ from scipy import stats
 
 from lediflow.errors import LediflowError
 from lediflow.scaling import arms, load_spec, summarise
+from lediflow.scaling_steps import budget_pairs, steps
 from lediflow.tables import Z95
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +101,31 @@ def test_seeds_whose_speedup_the_grid_bounds_report_the_lowest_bound_not_a_mean(
     exact = summarise(pd.DataFrame([_row(s, 1.0, 70.0, 60.0, speed=v) for s, v in ((0, 4.0), (1, 5.0), (2, 6.0))]))
     assert exact.iloc[0]["speedup_nfe"] == pytest.approx(5.0)
     assert exact.iloc[0]["speedup_nfe_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+
+
+def test_budgets_are_compared_within_each_seed_and_an_agreement_by_luck_keeps_the_sample_noise():
+    assert budget_pairs([4.0, 0.5, 1.0, 2.0]) == [(0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (1.0, 4.0)]
+    # seeds 0-2 at x1 and x2, and seed 3 only at x2 (left out: nothing to pair it with); each seed's dopri5
+    # ratio falls by 0.2 exactly, though the seeds' levels differ by far more than that
+    rows = [_row(s, 1.0, 100.0, 60.0, dopri5=d) for s, d in ((0, 2.4), (1, 2.0), (2, 1.6))]
+    rows += [_row(s, 2.0, 80.0 - 3 * s, 40.0, dopri5=d) for s, d in ((0, 2.2), (1, 1.8), (2, 1.4), (3, 9.0))]
+    change = steps(pd.DataFrame(rows)).set_index(["from_scale", "to_scale"]).loc[(1.0, 2.0)]
+    assert change["seeds"] == 3 and change["paired_seeds"] == "0 1 2"
+    assert change["dopri5_ratio_change"] == pytest.approx(-0.2)
+    # identical differences: the t-interval is 0, the interval is the mean difference's bootstrap noise
+    noise = [(a * 0.03) ** 2 + (b * 0.03) ** 2 for a, b in ((2.4, 2.2), (2.0, 1.8), (1.6, 1.4))]
+    assert change["dopri5_ratio_change_ci"] == pytest.approx(Z95 * math.sqrt(sum(noise)) / 3)
+    assert change["dopri5_ratio_change_resolved"] == "yes"
+    # baseline falls by 20, 23, 26 per seed: a t-interval over the seeds, wider than their sample noise
+    assert change["baseline_best_fid_change"] == pytest.approx(-23.0)
+    assert change["baseline_best_fid_change_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 3.0 / math.sqrt(3))
+    # the gap per seed (40 -> 40, 37, 34) and the summary's unpaired view would have called the ratio unresolved
+    assert change["best_fid_gap_change"] == pytest.approx(-3.0)
+    assert summarise(pd.DataFrame(rows[:3])).iloc[0]["dopri5_ratio_ci"] > 0.2
+    # one seed at both budgets: its two cells' bootstrap noise alone
+    single = steps(pd.DataFrame([_row(0, 0.5, 90.0, 50.0), _row(0, 1.0, 89.0, 49.5)])).iloc[0]
+    assert single["baseline_best_fid_change_ci"] == pytest.approx(Z95 * math.sqrt(2.0))
+    assert single["baseline_best_fid_change_resolved"] == "not resolved"
 
 
 def test_the_dopri5_ratio_is_the_tightest_tolerance_both_flows_solved():
@@ -264,6 +290,10 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     # which hardware trained each arm, from the training records (seconds compare only on the same one)
     assert table["trained on"].str.startswith("cpu ").all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()
+    # the change between the budgets, within each seed: both seeds paired
+    steps_table = pd.read_csv(tmp_path / "scaling" / "scaling_steps.csv")
+    assert list(steps_table["budgets"]) == ["x0.5 → x1"] and list(steps_table["paired seeds"]) == ["0 1"]
+    assert steps_table["Δ baseline best FID"].str.contains("±").all()
 
     def record(run: str, model: str) -> dict:
         return json.loads((tmp_path / "results" / run / "training" / f"{model}.json").read_text())
