@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lediflow.scaling import _resolved as resolved  # the summary's rule, not a second copy
 from lediflow.tables import Z95
 
 # the default run's scale: every larger budget is also compared with it directly, where it shares more seeds
@@ -77,9 +78,7 @@ def steps(rows: pd.DataFrame) -> pd.DataFrame:
             for metric in STEP_METRICS:
                 change, half = paired_difference(low, high, metric)
                 row[f"{metric}_change"], row[f"{metric}_change_ci"] = change, half
-                row[f"{metric}_change_resolved"] = (
-                    "n/a" if math.isnan(change) or math.isnan(half) else
-                    "yes" if abs(change) > half else "not resolved")
+                row[f"{metric}_change_resolved"] = resolved(change, half, 0.0)
             out.append(row)
     return pd.DataFrame(out)
 
