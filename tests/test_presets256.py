@@ -3,8 +3,10 @@
 The three presets (configs/{ffhq,afhq,lhq}256.yaml) differ only in run.name and data.source (checked below),
 so one end-to-end run (FFHQ's, data from a folder) covers the DAG they share, and AFHQ's and LHQ's own data
 branches (a zip and a tar archive) are run through their data stage. The SD VAE cannot be downloaded here:
-the pretrained branch loads a local save_pretrained folder of an AutoencoderKL with the SD VAE's
-configuration and random weights (83.7M parameters, so its encode/decode calls cost what the real ones do).
+the pretrained branch loads a local save_pretrained folder of an AutoencoderKL with random weights. The DAG
+runs with the SD VAE's block structure at a quarter to an eighth of its widths (the same four levels, so the same
+32x32x4 latents and code path, and ~40 encode/decode calls at 256 that cost seconds, not minutes, of a
+2-core CI machine); the SD VAE's own configuration (83.7M parameters) is loaded and run once on its own.
 """
 
 import json
@@ -31,17 +33,27 @@ SD_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoder
           "up_block_types": ["UpDecoderBlock2D"] * 4, "block_out_channels": [128, 256, 512, 512],
           "layers_per_block": 2, "act_fn": "silu", "latent_channels": 4, "norm_num_groups": 32,
           "sample_size": 256, "scaling_factor": 0.18215}
+# The DAG test's stand-in: SD_VAE's blocks and latent channels, 1/4-1/8 of its widths, one layer per block.
+NARROW_VAE = {**SD_VAE, "block_out_channels": [32, 32, 64, 64], "layers_per_block": 1}
+
+
+def _save_vae(folder: Path, config: dict) -> Path:
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(**config).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def sd_vae(tmp_path_factory) -> Path:
-    import torch
-    from diffusers import AutoencoderKL
+    return _save_vae(tmp_path_factory.mktemp("sd-vae"), SD_VAE)
 
-    folder = tmp_path_factory.mktemp("sd-vae")
-    torch.manual_seed(0)
-    AutoencoderKL(**SD_VAE).save_pretrained(folder)
-    return folder
+
+@pytest.fixture(scope="module")
+def narrow_vae(tmp_path_factory) -> Path:
+    return _save_vae(tmp_path_factory.mktemp("narrow-vae"), NARROW_VAE)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +89,24 @@ def test_the_presets_differ_only_in_name_and_data_source():
         assert differ == {"run.name", "data.source"}, name
 
 
-def test_the_ffhq256_preset_runs_its_whole_dag_at_256_on_a_cpu(tmp_path: Path, sd_vae: Path, images: Path):
+def test_the_sd_vae_configuration_loads_and_maps_256_to_32x32x4(sd_vae: Path):
+    """What the DAG test's narrow stand-in leaves out: the SD VAE's own size, through the pretrained loader."""
+    import torch
+
+    from lediflow.autoencoder import latent_shape, load_pretrained
+
+    vae = load_pretrained(str(sd_vae), None, torch.device("cpu"))
+    assert sum(p.numel() for p in vae.parameters()) > 80e6  # the SD VAE, not a stand-in
+    assert latent_shape(vae, 256) == (4, 32, 32)
+    with torch.no_grad():
+        z = vae.encode(torch.rand(1, 3, 256, 256) * 2 - 1).latent_dist.mean
+        assert z.shape == (1, 4, 32, 32) and vae.decode(z).sample.shape == (1, 3, 256, 256)
+
+
+def test_the_ffhq256_preset_runs_its_whole_dag_at_256_on_a_cpu(tmp_path: Path, narrow_vae: Path, images: Path):
     results = tmp_path / "results"
     overlay = _overlay(tmp_path, run={"results_dir": str(results)}, data={"path": str(images)},
-                       autoencoder={"pretrained": str(sd_vae)})
+                       autoencoder={"pretrained": str(narrow_vae)})
     result = _snakemake("--configfile", "configs/ffhq256.yaml", TINY, str(overlay))
     assert result.returncode == 0, result.stderr[-4000:]
     run = results / "ffhq256"
