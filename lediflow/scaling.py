@@ -285,7 +285,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     for (space, scale), group in rows.groupby(["space", "scale"], sort=True):
         seeds = len(group)
         row: dict = {"space": space, "scale": scale, "seeds": seeds, "runs": " ".join(group["run"]),
-                     "hardware": " / ".join(sorted(set(group["hardware"])))}
+                     # each run's hardware is already a " / " list (one device per training): merge the names
+                     "hardware": " / ".join(sorted({h for hw in group["hardware"] for h in hw.split(" / ")}))}
         for column in ("ledi_train_seconds", "baseline_train_seconds", "ledi_flow_images", "baseline_flow_images"):
             row[column] = float(group[column].mean())
         single = group.iloc[0]

@@ -33,6 +33,12 @@ def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, 
             "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
 
 
+def test_a_budget_trained_on_several_machines_names_each_once():
+    rows = pd.DataFrame([{**_row(0, 4.0, 50.0, 40.0), "hardware": "cpu AMD EPYC / cpu Intel Xeon"},
+                         {**_row(1, 4.0, 48.0, 39.0), "hardware": "NVIDIA H200 / cpu AMD EPYC"}])
+    assert summarise(rows).iloc[0]["hardware"] == "NVIDIA H200 / cpu AMD EPYC / cpu Intel Xeon"
+
+
 def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_default_run():
     spec = load_spec(REPO / "configs/scaling/study.yaml")
     planned = arms(spec, "default")
