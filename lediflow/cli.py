@@ -235,9 +235,9 @@ def _scaling_cost(params: Params, args: argparse.Namespace) -> None:
 
     spec = scaling.load_spec(args.study)
     default_run = Path(args.default_run) if args.default_run else run_dir(load_params(spec["configs"]))
-    frame = scaling_cost.write(spec, default_run, Path(args.out), args.alone, args.fresh_clone)
-    name = "cost_alone" if args.alone else "cost"
-    print(f"scaling-cost: {len(frame)} arms to run, about {frame['hours'].sum():.1f} hours on this machine "
+    frame = scaling_cost.write(spec, default_run, Path(args.out), args.alone, args.fresh_clone, args.whole)
+    name = scaling_cost.table_name(args.alone, args.whole)
+    print(f"scaling-cost: {len(frame)} arms {'in the study' if args.whole else 'to run'}, about {frame['hours'].sum():.1f} hours on this machine "
           f"(training {frame['train_s'].sum() / 3600:.1f}), estimated from {default_run} -> {args.out}/{name}.md")
 
 
@@ -251,6 +251,8 @@ def _scaling_cost_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh-clone", action="store_true",
                         help="ignore checkpoints finished arms left here, as a fresh clone has none (use it for the "
                              "committed cost.md)")
+    parser.add_argument("--whole", action="store_true",
+                        help="price every arm, finished or not: the whole study's cost (-> cost_whole.md)")
 
 
 def _dvc_yaml(params: Params, args: argparse.Namespace) -> None:

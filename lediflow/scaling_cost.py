@@ -4,7 +4,8 @@ Training: each network's recorded seconds in the default run (results/<run>/trai
 arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the
 difference of the scales, where that arm will leave a checkpoint: it runs first in the same checkout, or it
 finished here and its checkpoints are still on disk (a fresh clone has the finished arms' tables but no
-checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out. Evaluation:
+checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out (--whole prices them too:
+the whole study's cost). Evaluation:
 the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of the cells the arm scores, score jobs
 halved because Snakemake runs two of them at once on two cores, plus the per-space stages (latent encoding,
 prior report, timing, autoencoder floor) and the per-run ones (reference features, tables) once per arm. The
@@ -53,11 +54,14 @@ def arm_params(spec: dict, arm: scaling.Arm) -> dict:
     return validate(deep_merge(load_params([*spec["configs"], spec["budget"]]), arm.overlay()))
 
 
-def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bool = False) -> pd.DataFrame:
+def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bool = False,
+             whole: bool = False) -> pd.DataFrame:
     """One row per arm still to run: training, sampling, scoring and other seconds, and hours in all. alone:
     each arm in a checkout of its own (a fresh clone per arm), so it continues nothing. fresh_clone: the
     checkpoints finished arms left in this checkout are ignored, as a fresh clone of the commit has none, so
-    the committed estimate does not depend on which session made it."""
+    the committed estimate does not depend on which session made it. whole: every arm, finished or not, as
+    the whole study costs in one checkout where none has run (each smaller arm runs first and is continued),
+    so a finished study still states its price."""
     base = load_params(spec["configs"])
     results = Path(base["run"]["results_dir"])
     planned = scaling.arms(spec, base["run"]["name"])
@@ -71,11 +75,11 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
             return 0.0
         run = results / source
         kept = scaling.has_checkpoint(run, model) and not fresh_clone
-        return by_name[source].scale if not scaling.finished(run) or kept else 0.0
+        return by_name[source].scale if whole or not scaling.finished(run) or kept else 0.0
 
     rows = []
     for arm in planned:
-        if arm.default or scaling.finished(results / arm.name):
+        if arm.default or (scaling.finished(results / arm.name) and not whole):
             continue
         cells = paths.cells(arm_params(spec, arm))
         train = other = 0.0
@@ -91,21 +95,29 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
         rows.append({"arm": arm.name, "spaces": " ".join(arm.spaces), "scale": arm.scale, "seed": arm.seed,
                      "cells": len(cells), "train_s": train, "sample_s": sample, "score_s": score,
                      "other_s": other, "hours": total / 3600})
-    frame = pd.DataFrame(rows)
+    # Named columns even with no rows: a finished study still writes its (zero) cost table.
+    frame = pd.DataFrame(rows, columns=["arm", "spaces", "scale", "seed", "cells", "train_s", "sample_s",
+                                        "score_s", "other_s", "hours"])
     return frame.sort_values(["hours", "arm"]).reset_index(drop=True)
 
 
 CAPTION = ("The scaling study's cost on the machine that made the default run, estimated from that run's measured "
-           "jobs (lediflow.scaling_cost), for the arms not yet finished in this checkout: training = each network's "
+           "jobs (lediflow.scaling_cost), for {which}: training = each network's "
            "recorded seconds x the arm's scale (a network continued from the smaller arm of its seed pays the "
            "difference, when that arm runs first or its checkpoints are on disk), evaluation = the default run's job "
            "benchmarks of the arm's cells (score jobs two at a time). Cheapest arm first; the x1 seed-0 arm is "
            "the default run and costs nothing more.")
 
 
-def write(spec: dict, default_run: Path, out: Path, alone: bool = False, fresh_clone: bool = False) -> pd.DataFrame:
-    """results/scaling/{cost.md,csv,tex} (cost_alone.* for `alone`): the estimate per arm and the total."""
-    frame = estimate(spec, default_run, alone, fresh_clone)
+def table_name(alone: bool = False, whole: bool = False) -> str:
+    """cost, cost_alone, cost_whole or cost_whole_alone: one file per question the estimate answers."""
+    return "cost" + ("_whole" if whole else "") + ("_alone" if alone else "")
+
+
+def write(spec: dict, default_run: Path, out: Path, alone: bool = False, fresh_clone: bool = False,
+          whole: bool = False) -> pd.DataFrame:
+    """results/scaling/<table_name>.{md,csv,tex}: the estimate per arm and the total."""
+    frame = estimate(spec, default_run, alone, fresh_clone, whole)
     shown = frame.copy()
     total = {"arm": "total", "spaces": "", "scale": math.nan, "seed": math.nan, "cells": frame["cells"].sum(),
              **{column: frame[column].sum() for column in ("train_s", "sample_s", "score_s", "other_s", "hours")}}
@@ -115,8 +127,10 @@ def write(spec: dict, default_run: Path, out: Path, alone: bool = False, fresh_c
     shown["hours"] = shown["hours"].map(lambda v: f"{v:.2f}")
     shown["scale"] = shown["scale"].map(lambda v: "" if math.isnan(v) else scaling.scale_label(v))
     shown["seed"] = shown["seed"].map(lambda v: "" if math.isnan(v) else f"{v:.0f}")
-    caption = CAPTION + (" Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else "")
+    which = "every arm of the study, finished or not" if whole else "the arms not yet finished in this checkout"
+    caption = CAPTION.format(which=which) + (" Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else "")
     caption += (" Checkpoints of finished arms in this checkout are ignored, as in a fresh clone of this commit."
-                if fresh_clone and not alone else "")
-    tables.write_table(shown.set_index("arm"), out, "cost_alone" if alone else "cost", caption)
+                if fresh_clone and not alone and not whole else "")
+    caption += (" The whole study's price, as if none of its arms had run yet." if whole else "")
+    tables.write_table(shown.set_index("arm"), out, table_name(alone, whole), caption)
     return frame

@@ -206,6 +206,25 @@ def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves
     assert cost.loc["scaling-x2-s0", "other_s"] == pytest.approx(20)
 
 
+def test_a_finished_study_writes_a_zero_cost_table(tmp_path: Path):
+    from lediflow.scaling_cost import write
+
+    spec, results = _cost_study(tmp_path), tmp_path / "results"
+    for run in ("base", "scaling-x0.5-s0", "scaling-x2-s0"):
+        (results / run / "tables").mkdir(parents=True, exist_ok=True)
+        (results / run / "tables" / "scores_long.csv").write_text("")
+    frame = write(spec, results / "base", tmp_path / "out")
+    assert frame.empty
+    table = (tmp_path / "out" / "cost.csv").read_text().splitlines()
+    assert table[-1].startswith("total,") and table[-1].endswith(",0.00")  # nothing left: zero hours
+    # --whole still prices the finished study: x0.5 from scratch, x2 continuing the default run's prior and
+    # baseline, which run first in the same checkout
+    whole = write(spec, results / "base", tmp_path / "out", whole=True).set_index("arm")
+    assert whole.loc["scaling-x2-s0", "train_s"] == pytest.approx(100 + 300 + 2 * (50 + 200))
+    assert whole.loc["scaling-x0.5-s0", "train_s"] == pytest.approx(0.5 * (100 + 50 + 300 + 200))
+    assert (tmp_path / "out" / "cost_whole.md").is_file()
+
+
 def test_the_cost_estimate_without_the_default_runs_benchmarks_says_what_to_run(tmp_path: Path):
     from lediflow.scaling_cost import estimate
 

@@ -106,3 +106,12 @@ rule cost:
         f"{OUT}/cost.md",
     shell:
         "lediflow scaling-cost --fresh-clone --study " + STUDY + " --out " + OUT
+
+
+rule cost_whole:
+    # The whole study's price, every arm finished or not (a finished study's cost.md is all zeros):
+    #   snakemake -s workflow/scaling.smk --cores 1 results/scaling/cost_whole.md
+    output:
+        f"{OUT}/cost_whole.md",
+    shell:
+        "lediflow scaling-cost --whole --study " + STUDY + " --out " + OUT
