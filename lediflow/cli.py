@@ -237,7 +237,8 @@ def _scaling_cost(params: Params, args: argparse.Namespace) -> None:
     default_run = Path(args.default_run) if args.default_run else run_dir(load_params(spec["configs"]))
     frame = scaling_cost.write(spec, default_run, Path(args.out), args.alone, args.fresh_clone, args.whole)
     name = scaling_cost.table_name(args.alone, args.whole)
-    print(f"scaling-cost: {len(frame)} arms {'in the study' if args.whole else 'to run'}, about {frame['hours'].sum():.1f} hours on this machine "
+    arms = "in the study" if args.whole else "to run"
+    print(f"scaling-cost: {len(frame)} arms {arms}, about {frame['hours'].sum():.1f} hours on this machine "
           f"(training {frame['train_s'].sum() / 3600:.1f}), estimated from {default_run} -> {args.out}/{name}.md")
 
 

@@ -28,6 +28,7 @@ SCORE_JOBS_AT_ONCE = 2  # score rules take one thread each; the 2-core machine r
 SPACE_STAGES = {"pixel": ("prior_report-pixel", "time_cells-pixel"),
                 "latent": ("encode_latents", "autoencoder_floor", "prior_report-latent", "time_cells-latent")}
 RUN_STAGES = ("reference_features", "tables")
+COLUMNS = ("arm", "spaces", "scale", "seed", "cells", "train_s", "sample_s", "score_s", "other_s", "hours")
 
 
 def benchmark_seconds(run: Path, job: str) -> float:
@@ -96,8 +97,7 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
                      "cells": len(cells), "train_s": train, "sample_s": sample, "score_s": score,
                      "other_s": other, "hours": total / 3600})
     # Named columns even with no rows: a finished study still writes its (zero) cost table.
-    frame = pd.DataFrame(rows, columns=["arm", "spaces", "scale", "seed", "cells", "train_s", "sample_s",
-                                        "score_s", "other_s", "hours"])
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.sort_values(["hours", "arm"]).reset_index(drop=True)
 
 
@@ -128,7 +128,8 @@ def write(spec: dict, default_run: Path, out: Path, alone: bool = False, fresh_c
     shown["scale"] = shown["scale"].map(lambda v: "" if math.isnan(v) else scaling.scale_label(v))
     shown["seed"] = shown["seed"].map(lambda v: "" if math.isnan(v) else f"{v:.0f}")
     which = "every arm of the study, finished or not" if whole else "the arms not yet finished in this checkout"
-    caption = CAPTION.format(which=which) + (" Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else "")
+    caption = CAPTION.format(which=which)
+    caption += " Here every arm alone, as in a fresh clone per arm: nothing is continued." if alone else ""
     caption += (" Checkpoints of finished arms in this checkout are ignored, as in a fresh clone of this commit."
                 if fresh_clone and not alone and not whole else "")
     caption += (" The whole study's price, as if none of its arms had run yet." if whole else "")
