@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -120,12 +122,16 @@ def training_losses(training_dir: Path, folder: Path, columns: int = 3) -> list[
 
 
 SCALING_PANELS = (("best FID", (("baseline_best_fid", "gaussian"), ("ledi_best_fid", "learned"))),
-                  ("NFE speedup at matched FID (Euler)", (("speedup_nfe", None),)),
-                  ("wall-clock speedup at matched FID", (("speedup_wall_clock", None),)),
-                  ("FID ratio baseline / LeDiFlow", (("fid_ratio", "euler"), ("dopri5_ratio", "dopri5"))))
-# the two ratios share a panel: few-step solves, and exact ones where neither flow saves on the solver
-RATIO_STYLE = {"euler": {"color": "black", "label": "equal Euler NFE (geomean)", "fmt": "o-"},
-               "dopri5": {"color": "tab:green", "label": "both dopri5", "fmt": "s--"}}
+                  ("NFE speedup at matched FID (Euler)", (("speedup_nfe", "speedup"),)),
+                  ("wall-clock speedup at matched FID", (("speedup_wall_clock", "speedup"),)),
+                  ("FID ratio baseline / LeDiFlow", (("fid_ratio", "euler"), ("cost_ratio", "cost"),
+                                                     ("best_ratio", "best"), ("dopri5_ratio", "dopri5"))))
+# the ratios share a panel: few-step solves, equal measured cost, each flow at its best, both solved exactly
+RATIO_STYLE = {"euler": {"color": "black", "label": "equal Euler NFE (geomean 1-8)", "fmt": "o-"},
+               "cost": {"color": "tab:purple", "label": "equal measured cost", "fmt": "D-"},
+               "best": {"color": "tab:orange", "label": "best cell vs best cell", "fmt": "v-"},
+               "dopri5": {"color": "tab:green", "label": "both dopri5", "fmt": "s--"},
+               "speedup": {"color": "black", "label": "LeDiFlow vs baseline", "fmt": "o-"}}
 
 
 def _count(value: float) -> str:
@@ -136,47 +142,61 @@ def _count(value: float) -> str:
     return f"{value:.0f}"
 
 
-def _seconds_axis(ax: plt.Axes, x: pd.Series, seconds: pd.Series) -> None:
-    """A top axis naming LeDiFlow's measured training seconds at each arm (the table says on which hardware)."""
-    top = ax.twiny()
-    top.set_xscale("log")
-    top.set_xlim(ax.get_xlim())
-    top.set_xticks(list(x), [f"{v:.0f}" for v in seconds], fontsize=6)
-    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    top.set_xlabel("LeDiFlow training s (measured)", fontsize=7)
+def _scaling_series(ax: plt.Axes, x: pd.Series, rows: pd.DataFrame, metric: str, style: dict) -> None:
+    """One metric against compute: filled markers with 95% bars for t-intervals over seeds, open markers for
+    one seed's bootstrap bars, and an upward arrow (no bar) where the step grid only bounds the value."""
+    fmt = style.get("fmt", "o-")
+    ax.plot(x, rows[metric], fmt[1:], color=style["color"], lw=1, label=style["label"])
+    marker = fmt[0]
+    bounds = rows.get(f"{metric}_bound", pd.Series([""] * len(rows), index=rows.index)).fillna("")
+    for xi, (_, row), bound in zip(x, rows.iterrows(), bounds):
+        value, half = row[metric], row.get(f"{metric}_ci", math.nan)
+        if math.isnan(value):
+            continue
+        if bound in (">=", ">"):
+            # matplotlib's lower-limit bar: an upward arrow from the value, inside the axes' autoscale
+            ax.errorbar([xi], [value], yerr=[[0.0], [0.15 * value]], lolims=True, fmt=marker, mfc="white",
+                        color=style["color"], capsize=0)
+            continue
+        seeds = row["seeds"] >= 2
+        ax.errorbar([xi], [value], yerr=[[0 if math.isnan(half) else half]] * 2, fmt=marker, capsize=2,
+                    color=style["color"], mfc=style["color"] if seeds else "white")
+
+
+def _scaling_legend(ax: plt.Axes) -> None:
+    """Every panel's own legend, with the marker code: filled = seeds, open = one seed, arrow = bound."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [matplotlib.lines.Line2D([], [], marker="o", color="grey", ls="", label="3 seeds, 95% t"),
+                matplotlib.lines.Line2D([], [], marker="o", mfc="white", color="grey", ls="",
+                                        label="1 seed, 95% bootstrap"),
+                matplotlib.lines.Line2D([], [], marker=r"$\uparrow$", color="grey", ls="", label="lower bound")]
+    ax.legend(handles=handles, fontsize=6)
 
 
 def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
     """One figure per space: each scaling metric against training compute (log x: images LeDiFlow's flow saw,
-    which no machine changes; the measured seconds on top), 95% bars, the data floor on the FID panel and the
-    no-effect line (1) on the ratio panels."""
+    which no machine changes), 95% bars, the data floor on the FID panel and the no-effect line (1) on the
+    others; bounds drawn as bounds."""
     out = []
     for space, rows in summary.groupby("space"):
         rows = rows.sort_values("scale")
         counted = rows["ledi_flow_images"].notna().all()
         x = rows["ledi_flow_images"] if counted else rows["scale"]
-        fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(4.0 * len(SCALING_PANELS), 3.3), squeeze=False)
+        fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(4.2 * len(SCALING_PANELS), 3.6), squeeze=False)
         for ax, (title, series) in zip(axes[0], SCALING_PANELS):
             for metric, key in series:
                 if metric not in rows or rows[metric].isna().all():
                     continue  # a study without dopri5 cells has no dopri5 ratio
-                style = STYLE.get(key) or RATIO_STYLE.get(key) or {"color": "black", "label": None}
-                ax.errorbar(x, rows[metric], yerr=rows[f"{metric}_ci"].fillna(0), fmt=style.get("fmt", "o-"),
-                            capsize=2, color=style["color"], label=style["label"])
-            if key in RATIO_STYLE:
-                ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-                ax.legend(fontsize=7)
-            elif key is None:
-                ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-            elif rows["data_floor_fid"].notna().any():
+                _scaling_series(ax, x, rows, metric, STYLE.get(key) or RATIO_STYLE[key])
+            if key in STYLE and rows["data_floor_fid"].notna().any():
                 ax.axhline(rows["data_floor_fid"].mean(), color="grey", ls="--", lw=1, label="data floor")
-                ax.legend(fontsize=7)
+            else:
+                ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="no effect")
+            _scaling_legend(ax)
             ax.set_xscale("log")
             ax.set_xticks(list(x), [_count(v) if counted else f"x{v:g}" for v in x])  # one label per arm
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel("flow images seen" if counted else "training scale", fontsize=8)
-            if rows["ledi_train_seconds"].notna().all():
-                _seconds_axis(ax, x, rows["ledi_train_seconds"])
             ax.set_title(title, fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)

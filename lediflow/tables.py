@@ -64,10 +64,14 @@ def load_cells(run: Path, cells: list[tuple[str, str]]) -> pd.DataFrame:
             "fid": score["fid"], "fid_se": _number(score.get("fid_se")),
             "kid_mean": score["kid_mean"], "kid_se": _number(score.get("kid_se")),
             "cmmd": _number(score["cmmd"]), "mmd_inception": score["mmd_inception"],
+            # precision/recall and replicates exist in score files made since 2026-12-07: NaN / None before
+            "precision": _number(score.get("precision")), "recall": _number(score.get("recall")),
             "num_samples": score["num_samples"],
             "second_reference": second.get("split", ""),
             "fid_second": _number(second.get("fid")), "fid_second_se": _number(second.get("fid_se")),
             "kid_second": _number(second.get("kid_mean")), "kid_second_se": _number(second.get("kid_se")),
+            "fid_replicates": score.get("fid_replicates"), "kid_replicates": score.get("kid_replicates"),
+            "fid_second_replicates": second.get("fid_replicates"), "kid_second_replicates": second.get("kid_replicates"),
         })
     if not rows:
         raise LediflowError(f"the params of {run} name no cells (empty sweep); add sample.steps or dopri5 tolerances")
@@ -83,11 +87,20 @@ def on_second_reference(scores: pd.DataFrame) -> pd.DataFrame:
     """The same cells with the second reference's FID/KID in the fid/kid columns (for the same tables)."""
     frame = scores.copy()
     for metric, second in (("fid", "fid_second"), ("fid_se", "fid_second_se"), ("kid_mean", "kid_second"),
-                           ("kid_se", "kid_second_se")):
+                           ("kid_se", "kid_second_se"), ("fid_replicates", "fid_second_replicates"),
+                           ("kid_replicates", "kid_second_replicates")):
         frame[metric] = frame[second]
-    frame["cmmd"] = math.nan
-    frame["mmd_inception"] = math.nan
+    for metric in ("cmmd", "mmd_inception", "precision", "recall"):
+        frame[metric] = math.nan
     return frame
+
+
+REPLICATE_COLUMNS = ("fid_replicates", "kid_replicates", "fid_second_replicates", "kid_second_replicates")
+
+
+def long_format(scores: pd.DataFrame) -> str:
+    """scores_long.csv: one row per cell, every scalar column (the bootstrap replicates stay in the score files)."""
+    return scores.drop(columns=[c for c in REPLICATE_COLUMNS if c in scores]).to_csv(index=False, float_format="%.6g")
 
 
 def plus_minus(value: float, se: float, digits: int) -> str:
@@ -148,6 +161,8 @@ def quality_vs_nfe(scores: pd.DataFrame) -> pd.DataFrame:
 
     def cell(row: pd.Series) -> str:
         cmmd = "" if pd.isna(row["cmmd"]) else f" / CMMD {row['cmmd']:.3f}"
+        if not pd.isna(row.get("precision", math.nan)):
+            cmmd += f" / P {row['precision']:.2f}, R {row['recall']:.2f}"
         return (f"{plus_minus(row['fid'], row['fid_se'], 1)} / {plus_minus(row['kid_mean'], row['kid_se'], 4)}{cmmd} "
                 f"(NFE {row['nfe']:g}, {row['ms_per_image']:.2f} ms)")
 

@@ -153,3 +153,24 @@ def test_bootstrap_errors_shrink_as_the_sample_count_grows():
     assert 1.5 < small.fid_se / large.fid_se < 6.0
     assert 1.5 < small.kid_se / large.kid_se < 6.0
     assert bootstrap(pool[:100], reference, 40, seed=0).fid_replicates == small.fid_replicates  # seeded
+
+
+def test_precision_and_recall_tell_fidelity_from_diversity_on_toy_sets():
+    from lediflow.metrics.prc import precision_recall
+
+    rng = np.random.default_rng(5)
+    real = torch.from_numpy(rng.normal(size=(400, 8)))
+    # the real set itself: every point lies in the other set's manifold
+    assert precision_recall(real.clone(), real) == {"precision": 1.0, "recall": 1.0, "prc_k": 3}
+    # far from the data: neither fidelity nor diversity
+    far = precision_recall(real + 100.0, real)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+    # mode collapse: 400 samples around one real image are all realistic, and cover almost none of the data
+    collapsed = real[:1] + 0.01 * torch.from_numpy(rng.normal(size=(400, 8)))
+    mode = precision_recall(collapsed, real)
+    assert mode["precision"] == 1.0 and mode["recall"] < 0.05
+    # a shrunken copy of the data (the typical over-smoothed sampler): fidelity kept, diversity lost
+    shrunk = precision_recall(0.3 * real, real)
+    assert shrunk["precision"] > 0.9 and shrunk["recall"] < 0.5
+    # too few points for a k-th neighbour: no value, not an error
+    assert precision_recall(real[:3], real)["precision"] is None

@@ -99,6 +99,7 @@ def test_committed_scaling_tables_regenerate_byte_identically(tmp_path: Path):
     out = tmp_path / "scaling"
     made = _lediflow("scaling", "--runs", *folders, "--out", str(out))
     assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
-    for name in ("scaling.md", "scaling.csv", "scaling.tex", "scaling_runs.csv", "scaling_summary.csv",
+    for name in ("scaling.md", "scaling.csv", "scaling.tex", "scaling_cells.md", "scaling_cells.csv",
+                 "scaling_cells.tex", "scaling_runs.csv", "scaling_summary.csv",
                  "scaling_steps.md", "scaling_steps.csv", "scaling_steps.tex"):
         assert (out / name).read_bytes() == (REPO / "results/scaling" / name).read_bytes(), name

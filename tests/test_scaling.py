@@ -29,6 +29,7 @@ def _row(seed: int, scale: float, base: float, ledi: float, speed: float = 4.0, 
             "baseline_best_fid": base, "baseline_best_fid_se": 1.0, "baseline_best_at": "euler-32",
             "ledi_best_fid": ledi, "ledi_best_fid_se": 1.0, "ledi_best_at": "euler-4",
             "speedup_nfe": speed, "speedup_wall_clock": speed / 2, "speedup_bound": "=",
+            "best_ratio": base / ledi, "best_ratio_log_se": math.hypot(1 / base, 1 / ledi),
             "fid_ratio": ratio, "fid_ratio_log_se": 0.02, "dopri5_ratio": dopri5, "dopri5_ratio_log_se": 0.03,
             "data_floor_fid": 18.0, "data_floor_fid_se": 0.5}
 
@@ -94,19 +95,36 @@ def test_seeds_are_summarised_after_each_seeds_own_values_and_small_gaps_stay_un
     assert x2["dopri5_ratio_ci"] == pytest.approx(Z95 * 1.04 * 0.03) and x2["dopri5_ratio_resolved"] == "not resolved"
 
 
-def test_seeds_whose_speedup_the_grid_bounds_report_the_lowest_bound_not_a_mean():
-    # LeDiFlow's first grid point already matches: each seed's speedup is only ">=" (8, 8, 16); their t-interval
-    # would hold 1 and call a speedup that every seed shows "not resolved"
-    rows = [_row(seed, 1.0, 70.0, 60.0, speed=speed) for seed, speed in ((0, 8.0), (1, 8.0), (2, 16.0))]
-    for row in rows:
-        row["speedup_bound"] = ">="
+def test_seeds_whose_speedup_the_grid_bounds_report_a_bound_on_their_mean_not_an_interval():
+    # LeDiFlow's first grid point already at the target in two seeds (">= 8", ">= 16"), interpolated in the third
+    # (12): the mean of those is a lower bound on the seeds' mean speedup, and wall-clock follows the same bound;
+    # a t-interval over bounds would mean nothing
+    rows = [_row(seed, 1.0, 70.0, 60.0, speed=speed) for seed, speed in ((0, 8.0), (1, 16.0), (2, 12.0))]
+    rows[0]["speedup_bound"] = rows[1]["speedup_bound"] = ">="
     bounded = summarise(pd.DataFrame(rows)).iloc[0]
-    assert bounded["speedup_nfe"] == 8.0 and math.isnan(bounded["speedup_nfe_ci"])
+    assert bounded["speedup_nfe"] == pytest.approx(12.0) and math.isnan(bounded["speedup_nfe_ci"])
     assert bounded["speedup_nfe_resolved"] == "yes, every seed" and bounded["bound"] == ">="
+    assert bounded["speedup_wall_clock_bound"] == ">=" and math.isnan(bounded["speedup_wall_clock_ci"])
     # exact speedups keep the mean and t-interval over seeds
     exact = summarise(pd.DataFrame([_row(s, 1.0, 70.0, 60.0, speed=v) for s, v in ((0, 4.0), (1, 5.0), (2, 6.0))]))
     assert exact.iloc[0]["speedup_nfe"] == pytest.approx(5.0)
     assert exact.iloc[0]["speedup_nfe_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+
+
+def test_holm_keeps_the_family_wise_error_and_the_table_says_which_marks_survive():
+    from lediflow.scaling import display, holm
+
+    assert holm([0.01, 0.02, 0.03, 0.5]) == [True, False, False, False]  # 0.02 > 0.05 / 3 stops the steps
+    assert holm([0.001, 0.01, 0.02]) == [True, True, True]
+    # one seed each, two ratios whose own intervals just exclude 1 (p ~ 0.03) among many clear ones: Holm's last
+    # two steps test them at 0.05 / 2, so neither survives the family, though each excludes 1 on its own
+    rows = [_row(0, scale, 100.0, 50.0, ratio=2.0) for scale in (1.0, 2.0)] + [
+        {**_row(0, scale, 100.0, 50.0), "fid_ratio": 1.05, "fid_ratio_log_se": 0.022} for scale in (4.0, 8.0)]
+    shown, family = display(summarise(pd.DataFrame(rows)))
+    assert family == 16  # best FID gap, best / best, equal-NFE and dopri5 ratio in each of four rows
+    assert shown.iloc[0]["FID ratio, equal NFE"].endswith("(yes)")
+    assert shown.iloc[3]["FID ratio, equal NFE"] == "1.05 ± 0.05 (per comparison only)"
+    assert list(shown.columns[:2]) == ["space", "scale"]  # plain row labels, not tuples
 
 
 def test_budgets_are_compared_within_each_seed_and_an_agreement_by_luck_keeps_the_sample_noise():
@@ -311,7 +329,9 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     assert table["baseline best FID"].str.contains("±").all() and table["LeDiFlow best FID"].str.contains("±").all()
     # the equal-compute claim is checkable in the table (smoke seconds round to 0 there; the runs file is exact)
     assert "baseline train s" in table.columns and (runs["baseline_train_seconds"] > 0).all()
-    assert table["FID ratio, dopri5"].isna().all()  # the toy scores no dopri5 cell: no ratio, not a made-up one
+    assert table["FID ratio, both dopri5"].isna().all()  # the toy scores no dopri5 cell: no ratio, not a made-up one
+    cells = pd.read_csv(tmp_path / "scaling" / "scaling_cells.csv")  # per step count, and the inverse speedup
+    assert list(cells["scale"]) == ["x0.5", "x1"] and "inverse speedup, 1 step" in cells.columns
     # which hardware trained each arm, from the training records (seconds compare only on the same one)
     assert table["trained on"].str.startswith("cpu ").all()
     assert (tmp_path / "scaling" / "scaling_pixel.png").is_file()

@@ -55,6 +55,10 @@ def test_score_with_clip_reports_cmmd_and_provenance(tmp_path: Path, image_tree:
     assert floor["split"] == "test" and floor["fid"] > 0 and floor["num_reference"] == 8
     saved = json.loads(paths.score_file(params, "flow-pixel-learned", "euler-2").read_text())
     assert saved["fid"] == result["fid"]
+    # fidelity and diversity apart, and the replicates that let cells of a run be bootstrapped jointly
+    assert 0 <= saved["precision"] <= 1 and 0 <= saved["recall"] <= 1 and saved["prc_k"] == 3
+    assert len(saved["fid_replicates"]) == 100 and np.std(saved["fid_replicates"]) == pytest.approx(
+        result["fid_se"], rel=0.02)
 
 
 def test_score_without_clip_says_unavailable(tmp_path: Path, image_tree: Path):

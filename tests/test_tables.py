@@ -1,6 +1,7 @@
 """The speedup and ratio definitions (lediflow/comparisons.py) on hand-made curves, and table formatting."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,8 @@ import pytest
 
 from lediflow import comparisons, tables
 from lediflow.tables import Z95
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_first_nfe_reaching_interpolates_on_log_nfe():
@@ -35,11 +38,15 @@ def test_speedup_by_hand_with_wall_clock_and_interpolation():
     scores = _scores([80.0, 50.0, 30.0, 20.0, 20.0], [40.0, 25.0, 15.0, 12.0], base_steps=(1, 2, 4, 8, 16))
     speed = comparisons.speedup(scores).iloc[0]
     assert speed["target_fid"] == 20.0 and speed["baseline_nfe"] == 8.0 and speed["baseline_nfe_bound"] == "="
-    assert speed["ledi_nfe"] == 4.0 and speed["speedup_nfe"] == 2.0 and speed["speedup_bound"] == "="
-    assert speed["speedup_wall_clock"] == pytest.approx(8.0 / 5.0)  # 8 ms vs 4 + 1 ms of prior overhead
-    # 20 lies 1/2 of the way from 25 (NFE 2) to 15 (NFE 4): NFE 2 * 2^(1/2).
-    assert speed["ledi_nfe_interp"] == pytest.approx(2 * math.sqrt(2))
-    assert speed["speedup_nfe_interp"] == pytest.approx(8 / (2 * math.sqrt(2)))
+    # 20 lies 1/2 of the way from 25 (NFE 2) to 15 (NFE 4): NFE 2 * 2^(1/2), an exact (interpolated) speedup.
+    assert speed["ledi_nfe"] == pytest.approx(2 * math.sqrt(2)) and speed["speedup_bound"] == "="
+    assert speed["speedup_nfe"] == pytest.approx(8 / (2 * math.sqrt(2)))
+    # LeDiFlow's ms/image at that NFE, on the same log-NFE line: halfway from 3 ms to 5 ms (1 ms prior overhead)
+    assert speed["ledi_ms_per_image"] == pytest.approx(4.0)
+    assert speed["speedup_wall_clock"] == pytest.approx(8.0 / 4.0)
+    assert speed["ledi_nfe_grid"] == 4.0 and speed["speedup_nfe_grid"] == 2.0  # the steps a solver can run
+    # the +10% target (22) is reached by the baseline between NFE 4 (30) and 8 (20), at 4 * 2^(8/10)
+    assert speed["speedup_nfe_plus10pct"] == pytest.approx(4 * 2 ** 0.8 / (2 * 2 ** (3 / 10)))
 
 
 def test_two_baseline_cells_within_tolerance_cannot_move_the_target():
@@ -47,7 +54,8 @@ def test_two_baseline_cells_within_tolerance_cannot_move_the_target():
     one = comparisons.speedup(_scores([90.0, 60.0, 50.000, 50.002], [70.0, 49.0, 45.0, 44.0], se=1.0)).iloc[0]
     two = comparisons.speedup(_scores([90.0, 60.0, 50.002, 50.000], [70.0, 49.0, 45.0, 44.0], se=1.0)).iloc[0]
     assert one["baseline_nfe"] == two["baseline_nfe"] == 4.0
-    assert one["speedup_nfe"] == two["speedup_nfe"] == 2.0  # LeDiFlow's 2 steps are within tolerance
+    assert one["speedup_nfe_grid"] == two["speedup_nfe_grid"] == 2.0  # LeDiFlow's 2 steps are within tolerance
+    assert one["speedup_nfe"] == pytest.approx(two["speedup_nfe"], rel=1e-3)
     # Without error bars the same curves flip the target to 8 steps: the tolerance is what holds it.
     flipped = comparisons.speedup(_scores([90.0, 60.0, 50.002, 50.000], [70.0, 49.0, 45.0, 44.0])).iloc[0]
     assert flipped["baseline_nfe"] == 8.0
@@ -71,6 +79,32 @@ def test_grid_edge_speedups_are_marked_as_bounds():
     assert math.isnan(never["ledi_nfe"]) and "never" in never["note"]
 
 
+@pytest.mark.parametrize("seed, target, speedup, at_plus5pct", [(0, 49.1, 14.3, ">="), (1, 46.2, 13.3, "=")])
+def test_a_first_point_within_tolerance_but_above_the_target_is_interpolated_not_a_bound(seed, target, speedup,
+                                                                                         at_plus5pct):
+    # The committed latent x4 arms: LeDiFlow's Euler 1 (50.3, 48.6) lies within tolerance of the baseline's best
+    # but above it, so LeDiFlow reaches the target between 1 and 2 steps: an exact speedup, not ">= 16".
+    scores = pd.read_csv(REPO / f"results/scaling-latent-x4-s{seed}/tables/scores_long.csv")
+    speed = comparisons.speedup(scores).set_index("solver").loc["euler"]
+    assert speed["target_fid"] == pytest.approx(target, abs=0.05) and speed["baseline_nfe"] == 16
+    assert speed["speedup_bound"] == "=" and 1 < speed["ledi_nfe"] < 2
+    assert speed["speedup_nfe"] == pytest.approx(speedup, abs=0.05)
+    assert speed["speedup_nfe_grid"] == 16  # the old rule's figure: the first grid point within tolerance
+    # 5% above the best: seed 0's Euler 1 (50.3) is below 51.6, a bound; seed 1's (48.6) still above 48.5
+    assert speed["speedup_bound_plus5pct"] == at_plus5pct
+
+
+def test_inverse_speedup_reads_the_baseline_nfe_for_ledi_fid_and_says_not_reached():
+    scores = _scores([80.0, 50.0, 30.0, 20.0], [40.0, 25.0, 15.0, 12.0])
+    inverse = comparisons.inverse_speedup(scores).set_index("steps")
+    # LeDiFlow's 1 step (40) is reached by the baseline halfway between NFE 2 (50) and 4 (30), in log NFE
+    assert inverse.loc[1, "baseline_nfe"] == pytest.approx(2 * 2 ** 0.5) and inverse.loc[1, "bound"] == "="
+    assert inverse.loc[1, "inverse_speedup"] == pytest.approx(2 * 2 ** 0.5)
+    assert inverse.loc[2, "inverse_speedup"] == pytest.approx(4 * 2 ** 0.5 / 2)  # 25: halfway from 30 to 20
+    assert inverse.loc[4, "bound"] == ">" and "not reached" in inverse.loc[4, "note"]  # 15 < baseline best 20
+    assert inverse.loc[4, "inverse_speedup"] == pytest.approx(8 / 4)  # at least the baseline's last NFE / 4
+
+
 def test_quality_ratio_geomean_and_dopri5_on_its_own_line():
     scores = _scores([80.0, 50.0, 30.0, 20.0], [40.0, 25.0, 15.0, 20.0], se=0.5)
     adaptive = [{"space": "pixel", "prior": p, "solver": "dopri5", "steps": None, "tol": 1e-5, "nfe": n,
@@ -81,6 +115,10 @@ def test_quality_ratio_geomean_and_dopri5_on_its_own_line():
     assert list(cells["fid"]) == pytest.approx([2.0, 2.0, 2.0, 1.0])
     mean = ratio[ratio["steps"] == "geomean"].iloc[0]
     assert mean["fid"] == pytest.approx(2.0 ** 0.75)  # geometric, not (2 + 2 + 2 + 1) / 4
+    # no replicates in these cells: the se of the mean log ratio is bounded by the mean of the cells' log se
+    cell_log_se = [math.hypot(0.5 / b, 0.5 / l) for b, l in ((80, 40), (50, 25), (30, 15), (20, 20))]
+    assert mean["fid_ci"] == pytest.approx(Z95 * mean["fid"] * sum(cell_log_se) / 4)
+    assert "bound over correlations" in mean["fid_resolved"]
     # delta method: r * sqrt((se_a / a)^2 + (se_b / b)^2), times 1.96
     assert cells.iloc[0]["fid_ci"] == pytest.approx(Z95 * 2.0 * math.hypot(0.5 / 80, 0.5 / 40))
     assert list(cells["fid_resolved"]) == ["yes", "yes", "yes", "no"]  # 20 vs 20 is inside its interval
@@ -128,3 +166,26 @@ def test_zero_step_prior_cells_fill_the_nfe_0_column_and_stay_out_of_the_compari
     from lediflow import figures
 
     assert figures.quality_vs_nfe(with_prior, tmp_path)  # drawn as NFE-0 lines, not points on the log axis
+
+
+def _with_replicates(fids: list[float], reps: np.ndarray, prior: str) -> pd.DataFrame:
+    return pd.DataFrame([{"steps": k, "fid": f, "fid_se": float(r.std(ddof=1)), "fid_replicates": list(r),
+                          "prior": prior} for k, (f, r) in enumerate(zip(fids, reps))])
+
+
+def test_a_joint_bootstrap_of_correlated_cells_is_wider_than_treating_them_as_independent():
+    # Four baseline step cells that move together from resample to resample (the same images at every step):
+    # replicate j of each is fid * (1 + e_j); LeDiFlow's cells are fixed. The mean of log ratios then varies
+    # as one cell does, not as a fourth of it.
+    gen = np.random.default_rng(0)
+    shared = gen.normal(0.0, 0.02, 200)
+    base_fid, ledi_fid = [80.0, 50.0, 30.0, 20.0], [40.0, 25.0, 15.0, 12.0]
+    base = _with_replicates(base_fid, np.array([f * (1 + shared) for f in base_fid]), "gaussian")
+    ledi = _with_replicates(ledi_fid, np.array([[f] * 200 for f in ledi_fid]), "learned")
+    joint, how = comparisons.geomean_log_se(base, ledi)
+    independent = math.sqrt(sum((0.02) ** 2 for _ in base_fid)) / len(base_fid)
+    assert how == "joint bootstrap"
+    assert joint == pytest.approx(0.02, rel=0.15) and joint > 1.7 * independent
+    # without replicates, the bound over correlations holds the joint value too
+    bound, how = comparisons.geomean_log_se(base.drop(columns="fid_replicates"), ledi.drop(columns="fid_replicates"))
+    assert how == "bound over correlations" and bound >= 0.95 * joint

@@ -91,6 +91,7 @@ rule summary:
     output:
         md=f"{OUT}/scaling.md",
         csv=f"{OUT}/scaling.csv",
+        cells=f"{OUT}/scaling_cells.md",
         runs=f"{OUT}/scaling_runs.csv",
     params:
         runs=" ".join(f"{RESULTS}/{name}" for name in ARMS),

@@ -18,25 +18,41 @@ from lediflow.config import Params
 DEFINITIONS = ("Target: the baseline's best FID over a solver's grid; NFE_b: its first grid NFE within tolerance "
                "(95% half-width of the difference, from bootstrap standard errors) of the target. ")
 CAPTIONS = {
-    "quality_vs_nfe": "Cells: FID ± 95% / KID ± 95% [/ CMMD] (NFE, ms per image incl. latent sampler, prior and "
+    "quality_vs_nfe": "Cells: FID ± 95% / KID ± 95% [/ CMMD] [/ P precision, R recall] (NFE, ms per image incl. "
+                      "latent sampler, prior and "
                       "decode; the median of repeated interleaved timings where the run has them). ± is 1.96 "
                       "bootstrap standard errors over the generated samples (reference fixed). NFE counts "
-                      "velocity-network calls only; the latent sampler's calls are in the score files.",
-    "speedup": DEFINITIONS + "ledi_nfe: LeDiFlow's first grid NFE within tolerance of the target; speedup_nfe = "
-               "NFE_b / ledi_nfe (achievable on the grid), speedup_nfe_interp = NFE_b over where LeDiFlow's curve "
-               "crosses the target (linear in log NFE; no solver runs there). Wall-clock ratios use measured "
-               "ms/image with LeDiFlow's latent sampler and prior decoder included. Bounds: '>=' when LeDiFlow is "
-               "within tolerance at its first grid point or the baseline still improves at its last; '<=' when "
-               "LeDiFlow never reaches the target.",
+                      "velocity-network calls only; the latent sampler's calls are in the score files. Precision / recall "
+                      "(Kynkaanniemi et al. 2019, k = 3, Inception features against the primary reference): the "
+                      "share of samples on the data's manifold (fidelity) and of data on the samples' (diversity); "
+                      "absent from score files made before 2026-12-07.",
+    "speedup": DEFINITIONS + "ledi_nfe: where LeDiFlow's curve reaches the target, linear in log NFE between grid "
+               "points; speedup_nfe = NFE_b / ledi_nfe, speedup_wall_clock = the baseline's ms/image at NFE_b over "
+               "LeDiFlow's at ledi_nfe (same interpolation; latent sampler and prior decoder included). Bounds: "
+               "'>=' only when LeDiFlow's first grid point is already at or below the target (or the baseline "
+               "still improves at its last), '<=' when LeDiFlow never reaches it; a first point within tolerance "
+               "but above the target is interpolated. ledi_nfe_grid / speedup_nfe_grid: the first LeDiFlow grid "
+               "point within tolerance of the target (steps a solver can run). speedup_nfe_plus5pct / plus10pct: "
+               "the target 5% / 10% above the baseline's best with both NFEs interpolated, to show how far a "
+               "plateau cell moves the number.",
+    "inverse_speedup": "The baseline NFE needed to reach LeDiFlow's FID at 1, 2 and 4 steps of the same solver "
+                       "(linear in log NFE between the baseline's grid points) over LeDiFlow's NFE. '>': the "
+                       "baseline never reaches it on its grid (its last NFE stands in: a lower bound); '<=': "
+                       "already at its first grid point.",
     "quality_ratio": "Baseline / LeDiFlow at equal NFE (> 1 favours LeDiFlow), with the 95% half-width of each "
                      "ratio (delta method on the bootstrap errors); fid_resolved is 'no' where the FID "
-                     "difference lies inside its 95% interval ('n/a': cells without error bars). 'geomean': geometric mean over the step grid. "
+                     "difference lies inside its 95% interval ('n/a': cells without error bars). 'geomean': "
+                     "geometric mean over the step grid; its interval bootstraps the cells jointly where the "
+                     "score files hold replicates, else bounds the error for any correlation between cells (the "
+                     "row says which). "
                      "dopri5 (accurate solve) has its own row and is in no mean. CMMD is NaN where no CLIP "
                      "weights were available.",
     "cost_ratio": "Baseline / LeDiFlow FID at equal measured cost: each LeDiFlow cell's ms/image (latent sampler, "
                   "prior decoder and autoencoder decode included) located on the baseline's FID-vs-ms curve of "
                   "the same solver, linear in log ms; undefined outside the baseline's measured range. "
-                  "'geomean': geometric mean over the defined cells.",
+                  "fid_ratio_ci: 95% half-width, the interpolated FID's se taken as the same interpolation of "
+                  "its neighbours' (a bound for any correlation). 'geomean': geometric mean over the defined "
+                  "cells, its interval the bound over correlations.",
     "headline": "The paper's headline claims beside this run's measurements (definitions in the other captions).",
     "data_floor": "The data floor: real images of the second reference split scored against the primary "
                   "reference like a cell (same sample count, same bootstrap); no model can be expected below it. "
@@ -46,12 +62,13 @@ CAPTIONS = {
 SECOND = " Same cells and definitions, scored against the second reference split ({split}) instead of {primary}."
 
 
-COMPARISONS = ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")
+COMPARISONS = ("quality_vs_nfe", "speedup", "inverse_speedup", "quality_ratio", "cost_ratio")
 
 
 def _comparison_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The four tables made the same way for every reference (name -> frame, in COMPARISONS order)."""
     return {"quality_vs_nfe": tables.quality_vs_nfe(scores), "speedup": comparisons.speedup(scores),
+            "inverse_speedup": comparisons.inverse_speedup(scores),
             "quality_ratio": comparisons.quality_ratio(scores), "cost_ratio": comparisons.cost_ratio(scores)}
 
 
@@ -83,7 +100,7 @@ def make_tables(params: Params) -> dict:
     table_dir, figure_dir = paths.tables_dir(params), paths.figures_dir(params)
     _write(made, table_dir, CAPTIONS)
     # Long format for DVC plots and for anyone re-plotting.
-    artifacts.write_text_atomic(table_dir / "scores_long.csv", scores.to_csv(index=False, float_format="%.6g"))
+    artifacts.write_text_atomic(table_dir / "scores_long.csv", tables.long_format(scores))
     second = scores["second_reference"].iloc[0]
     if second and scores["fid_second"].notna().all():
         extra = SECOND.format(split=second, primary=params["score"]["reference_split"])

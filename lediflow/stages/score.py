@@ -26,6 +26,7 @@ from lediflow.metrics.bootstrap import bootstrap
 from lediflow.metrics.clip import UNAVAILABLE, load_clip
 from lediflow.metrics.inception import InceptionFeatures, resolve_weights
 from lediflow.metrics.mmd import cmmd_from_embeddings, kid_from_features
+from lediflow.metrics.prc import precision_recall
 from lediflow.runtime import resolve_device
 from lediflow.stages.common import data_fingerprint
 
@@ -33,7 +34,9 @@ IS_UNAVAILABLE = "unavailable (the offline Inception weights carry no logits lay
 RESIZE_NOTE = ("Inception: uint8 -> 299x299 by torch-fidelity's TF-1.x bilinear resize; CLIP: bicubic antialiased "
                "resize to the model's input size; grayscale repeated to 3 channels for both")
 BOOTSTRAP_NOTE = ("fid_se / kid_se: bootstrap standard errors over the generated samples (reference fixed), "
-                  "95% interval = value +- 1.96 se; kid_std is the spread over KID subsets, not an error bar")
+                  "95% interval = value +- 1.96 se; kid_std is the spread over KID subsets, not an error bar; "
+                  "fid_replicates / kid_replicates: the replicates themselves, drawn with the run's one set of "
+                  "resample indices, so cells of a run can be bootstrapped jointly")
 
 
 def _cached_features(key: dict, folder: Path, compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, str]:
@@ -61,7 +64,7 @@ def _inception(params: Params, device: torch.device, reference: dict | None = No
 
 
 def against(features: torch.Tensor, reference: torch.Tensor, cfg: dict, seed: int) -> dict:
-    """FID, KID, their bootstrap standard errors and mmd_inception of `features` against one reference."""
+    """FID, KID, their bootstrap errors and replicates, precision/recall and mmd_inception against one reference."""
     errors = bootstrap(features, reference, cfg["bootstrap_resamples"], seed)
     return {
         "fid": errors.fid, "fid_se": errors.fid_se,
@@ -69,7 +72,10 @@ def against(features: torch.Tensor, reference: torch.Tensor, cfg: dict, seed: in
         "kid_se": errors.kid_se,
         # 1000 * biased RBF-MMD^2 (sigma 10) on L2-normalised Inception features: CMMD's statistic, not CMMD
         "mmd_inception": cmmd_from_embeddings(features, reference),
+        **precision_recall(features, reference),
         "num_reference": int(len(reference)),
+        "fid_replicates": [round(v, 6) for v in errors.fid_replicates],
+        "kid_replicates": [round(v, 9) for v in errors.kid_replicates],
     }
 
 
