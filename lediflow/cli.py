@@ -87,8 +87,9 @@ def _encode_latents(params: Params, args: argparse.Namespace) -> None:
 
 def _flow_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", choices=["pixel", "latent"], required=True, help="where the flow runs")
-    parser.add_argument("--prior", choices=["gaussian", "learned"], required=True,
-                        help="source distribution: gaussian (baseline) or learned (LeDiFlow)")
+    parser.add_argument("--prior", choices=["gaussian", "learned", "ot"], required=True,
+                        help="source distribution: gaussian (baseline), learned (LeDiFlow) or ot (OT-CFM: "
+                             "Gaussian paired by minibatch optimal transport)")
 
 
 def _train_flow(params: Params, args: argparse.Namespace) -> None:

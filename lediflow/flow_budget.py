@@ -25,9 +25,10 @@ def train_section(params: Params, section: str) -> dict:
 
 
 def flow_steps(params: Params, prior: str) -> int:
-    """The baseline gets baseline_extra_steps more, to match the learned pipeline's compute (both scaled)."""
+    """The baselines (Gaussian, OT-CFM) get baseline_extra_steps more, to match the learned pipeline's compute
+    (both scaled)."""
     steps = scaled_steps(params, params["flow"]["train"]["steps"])
-    extra = params["flow"]["baseline_extra_steps"] if prior == "gaussian" else 0
+    extra = params["flow"]["baseline_extra_steps"] if prior in ("gaussian", "ot") else 0
     return steps + (scaled_steps(params, extra) if extra else 0)
 
 

@@ -15,7 +15,10 @@ FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 ADAPTIVE_SOLVERS = ("dopri5",)
 ZERO_STEP_SETTINGS = ("prior-x0", "prior-mean")  # the learned prior's own samples: NFE 0, no flow
 SPACES = ("pixel", "latent")
-PRIORS = ("gaussian", "learned")
+PRIORS = ("gaussian", "learned", "ot")
+# sources drawn from N(0, I): the Gaussian baseline and OT-CFM (the same draws, paired by minibatch OT); both get
+# the baseline's equal-compute steps and its extra grid points
+GAUSSIAN_SOURCES = ("gaussian", "ot")
 
 
 def data_dir(params: Params) -> Path:
@@ -70,7 +73,7 @@ def settings(params: Params, model: str | None = None) -> list[str]:
     the baseline's curve can reach its plateau inside the grid (the speedup's target needs it).
     """
     cfg = params["sample"]
-    extra = cfg["baseline_extra_steps"] if model is not None and model.endswith("-gaussian") else {}
+    extra = cfg["baseline_extra_steps"] if model is not None and model.rsplit("-", 1)[-1] in GAUSSIAN_SOURCES else {}
     zero = list(ZERO_STEP_SETTINGS) if cfg["zero_step_cells"] and model is not None and model.endswith("-learned") \
         else []
     fixed = [f"{solver}-{steps}" for solver in cfg["solvers"]

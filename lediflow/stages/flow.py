@@ -1,4 +1,5 @@
-"""train-flow: the DiT velocity model from the Gaussian (baseline) or the learned prior."""
+"""train-flow: the DiT velocity model from the Gaussian (baseline), Gaussian with OT pairing (OT-CFM) or the
+learned prior."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from lediflow import paths, seeding
 from lediflow.checkpoint import load_model
 from lediflow.config import Params
-from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, sample_time
+from lediflow.flow import flow_matching_loss, gaussian_coupling, learned_coupling, ot_coupling, sample_time
 from lediflow.flow_budget import flow_model_config
 from lediflow.models.dit import build_dit
 from lediflow.runtime import resolve_device, training_data
@@ -38,7 +39,9 @@ def train_flow(params: Params, space: str, prior: str, progress: bool = True) ->
 
     def loss_fn(net: torch.nn.Module, gen: torch.Generator):
         x1 = data.batch(gen, per_rank)
-        if auxiliary is None:
+        if prior == "ot":
+            x0 = ot_coupling(x1, gen)
+        elif auxiliary is None:
             x0 = gaussian_coupling(x1, gen)
         else:
             x0 = learned_coupling(x1, auxiliary, params["prior"]["std_scale"], gen)

@@ -23,7 +23,7 @@ from lediflow.stages.common import file_hash
 
 def load_source(params: Params, space: str, prior_kind: str, device: torch.device) -> LearnedPrior | None:
     """The source distribution of a flow model: None for N(0, I), else the learned prior of its space."""
-    if prior_kind == "gaussian":
+    if prior_kind in paths.GAUSSIAN_SOURCES:  # OT-CFM pairs N(0, I) with data in training only
         return None
     return LearnedPrior.load(paths.model_dir(params, paths.prior_name(space)),
                              paths.model_dir(params, paths.latent_sampler_name(space)), params, device)

@@ -40,7 +40,7 @@ def bench_file(name):
 
 wildcard_constraints:
     space="pixel|latent",
-    prior="gaussian|learned",
+    prior="gaussian|learned|ot",
 
 
 # Data options that change what a model learns but not the prepared dataset (data.workers changes neither).

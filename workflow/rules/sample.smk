@@ -18,7 +18,7 @@ def source_inputs(wildcards):
 
 
 wildcard_constraints:
-    model="flow-(pixel|latent)-(gaussian|learned)",
+    model="flow-(pixel|latent)-(gaussian|learned|ot)",
     setting=r"(euler|midpoint|heun3|rk4)-\d+|dopri5-[0-9.e+-]+|prior-(x0|mean)",
 
 
