@@ -230,6 +230,19 @@ def _scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/scaling", help="folder for scaling.md/.csv/.tex and figures")
 
 
+def _methods(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.methods import write
+
+    compared = write([Path(r) for r in args.runs], Path(args.out))
+    print(f"methods: {len(compared)} comparisons from {len(args.runs)} runs -> {args.out}/methods.md")
+
+
+def _methods_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, metavar="DIR",
+                        help="finished runs holding the methods, e.g. results/default results/otcfm-pixel-x1-s0")
+    parser.add_argument("--out", default="results/methods", help="folder for methods.md/.csv/.tex and the figure")
+
+
 def _scaling_cost(params: Params, args: argparse.Namespace) -> None:
     from lediflow import scaling, scaling_cost
     from lediflow.config import run_dir
@@ -294,6 +307,8 @@ STAGES: dict[str, Stage] = {
                                 _budget_args, writes_run=False),
     "scaling": Stage(_scaling, "the scaling study's tables and figures from its finished runs", _scaling_args,
                      writes_run=False),
+    "methods": Stage(_methods, "Gaussian baseline, OT-CFM and LeDiFlow side by side from finished runs",
+                     _methods_args, writes_run=False),
     "scaling-cost": Stage(_scaling_cost, "estimate the scaling study's hours from the default run's job times",
                           _scaling_cost_args, writes_run=False),
     "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),

@@ -204,3 +204,29 @@ def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
         fig.tight_layout()
         out += _save(fig, folder, f"scaling_{space}")
     return out
+
+
+METHOD_COLORS = {"gaussian": "tab:blue", "ot": "tab:green", "learned": "tab:red"}
+
+
+def methods(scores: pd.DataFrame, folder: Path, labels: dict[str, str]) -> list[Path]:
+    """One panel per space: each method's FID against Euler NFE (log x), 95% bootstrap bars, one legend."""
+    euler = scores[scores["solver"] == "euler"]
+    spaces = sorted(euler["space"].unique())
+    if not spaces:
+        return []
+    fig, axes = plt.subplots(1, len(spaces), figsize=(4.5 * len(spaces), 3.4), squeeze=False)
+    for ax, space in zip(axes[0], spaces):
+        for prior, curve in euler[euler["space"] == space].groupby("prior", sort=False):
+            curve = curve.sort_values("nfe")
+            ax.errorbar(curve["nfe"], curve["fid"], yerr=Z95 * curve["fid_se"].fillna(0), fmt="o-", capsize=2,
+                        color=METHOD_COLORS.get(prior, "black"), label=labels.get(prior, prior))
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("NFE (Euler steps)", fontsize=8)
+        ax.set_ylabel("FID (1000 samples)", fontsize=8)
+        ax.set_title(f"{space} space", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, folder, "methods_fid_vs_nfe")

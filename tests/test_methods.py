@@ -1,0 +1,68 @@
+"""Gaussian baseline, OT-CFM and LeDiFlow side by side (lediflow/methods.py, workflow/methods.smk)."""
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lediflow import methods
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lediflow(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lediflow.cli", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def _curve(prior: str, fids: list[float], se: float = 1.0) -> list[dict]:
+    return [{"space": "pixel", "prior": prior, "solver": "euler", "steps": n, "tol": None, "setting": f"euler-{n}",
+             "nfe": float(n), "ms_per_image": float(n), "fid": f, "fid_se": se, "kid_mean": f / 100,
+             "kid_se": se / 100, "cmmd": math.nan, "mmd_inception": f / 10, "precision": math.nan,
+             "recall": math.nan, "run": "r", "timed_on": "cpu"} for n, f in zip((1, 2, 4, 8), fids)]
+
+
+def test_ledi_is_compared_with_each_gaussian_source_and_ot_with_the_gaussian_baseline():
+    scores = pd.DataFrame(_curve("gaussian", [200.0, 120.0, 80.0, 80.5]) + _curve("ot", [150.0, 100.0, 85.0, 80.0])
+                          + _curve("learned", [60.0, 50.0, 45.0, 40.0]))
+    table = methods.comparisons_table(scores)
+    assert list(zip(table["method"], table["against"])) == [
+        (methods.METHODS["learned"], methods.METHODS["gaussian"]), (methods.METHODS["learned"], methods.METHODS["ot"]),
+        (methods.METHODS["ot"], methods.METHODS["gaussian"])]
+    ledi_vs_gauss, ledi_vs_ot, ot_vs_gauss = (table.iloc[i] for i in range(3))
+    assert ledi_vs_gauss["best / best"] == pytest.approx(80.0 / 40.0) and ledi_vs_ot["best / best"] == 2.0
+    assert ledi_vs_ot["Euler 1"] == pytest.approx(150.0 / 60.0) and ot_vs_gauss["Euler 1"] == pytest.approx(200 / 150)
+    # LeDiFlow's first point (60) already beats the baselines' best (80): a bound, and never reached by them
+    assert ledi_vs_gauss["bound"] == ">=" and ledi_vs_gauss["inverse bound"] == ">"
+    # the baseline plateaus from 4 steps; OT-CFM reaches its best only at 8: half the speed, exactly
+    assert ot_vs_gauss["NFE speedup"] == pytest.approx(0.5) and ot_vs_gauss["bound"] == "="
+
+
+def test_the_default_runs_two_flows_make_a_table_and_mixed_runs_are_refused_in_one_line(tmp_path: Path):
+    made = _lediflow("methods", "--runs", "results/default", "--out", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    table = pd.read_csv(tmp_path / "methods.csv")
+    assert list(table["space"]) == ["latent", "pixel"] and (table["against"] == methods.METHODS["gaussian"]).all()
+    assert (tmp_path / "methods_fid_vs_nfe.png").is_file()
+    copy = tmp_path / "default-copy"  # the same flows a second time
+    for part in ("scores", "timing"):
+        shutil.copytree(REPO / "results/default" / part, copy / part)
+    shutil.copyfile(REPO / "results/default/params.yaml", copy / "params.yaml")
+    twice = _lediflow("methods", "--runs", "results/default", str(copy), "--out", str(tmp_path))
+    assert twice.returncode != 0 and "two runs hold flow-" in twice.stderr and "Traceback" not in twice.stderr
+    other = _lediflow("methods", "--runs", "results/default", "results/smoke", "--out", str(tmp_path))
+    assert other.returncode != 0 and "differ in" in other.stderr and len(other.stderr.strip().splitlines()) == 1
+
+
+def test_the_methods_workflow_plans_each_arm_as_an_ordinary_run():
+    plan = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/methods.smk", "-n", "-p", "--forceall"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr
+    arm = yaml.safe_load((REPO / "configs/methods/otcfm-pixel.yaml").read_text())
+    assert arm["flow"]["priors"] == ["ot"]
+    assert "--configfile configs/methods/otcfm-pixel.yaml" in plan.stdout  # the arm: the main Snakefile, overlaid
+    assert "lediflow methods --runs results/default results/otcfm-pixel-x1-s0" in plan.stdout

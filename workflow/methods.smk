@@ -1,0 +1,74 @@
+# Three sources side by side: the default run's Gaussian baseline and LeDiFlow, and OT-CFM (the Gaussian
+# source paired with each batch by exact minibatch optimal transport). Each OT-CFM arm is an ordinary run of
+# the main Snakefile with configs/methods/<arm>.yaml overlaid on params.yaml (flow.priors: [ot], the rest the
+# default run's), so its cells share the default run's data, reference, sample seeds and scorer.
+#   snakemake -s workflow/methods.smk -n            # what is still to run
+#   snakemake -s workflow/methods.smk --cores all   # the arms, then results/methods/methods.md
+import os
+
+from lediflow.config import load_params
+
+BASE = load_params(["params.yaml"])
+RESULTS = BASE["run"]["results_dir"]
+DEFAULT = os.path.join(RESULTS, BASE["run"]["name"])
+ARMS = config.get("arms", ["otcfm-pixel"])
+OUT = config.get("out", os.path.join(RESULTS, "methods"))
+
+
+# run name -> the arm's config: each arm is the run its overlay names
+RUNS = {load_params(["params.yaml", f"configs/methods/{arm}.yaml"])["run"]["name"]: f"configs/methods/{arm}.yaml"
+        for arm in ARMS}
+
+
+def tables_of(run):
+    """The file that marks a run finished: its tables (committed, so a fresh clone does not redo the arm)."""
+    return os.path.join(RESULTS, run, "tables", "scores_long.csv")
+
+
+rule all:
+    default_target: True
+    input:
+        os.path.join(OUT, "methods.md"),
+
+
+wildcard_constraints:
+    run="|".join(RUNS) or "(?!)",
+
+
+rule arm:
+    # The inner Snakemake decides what of the arm is stale; --nolock because this outer run holds the lock.
+    input:
+        config=lambda wc: ancient(RUNS[wc.run]),
+    output:
+        tables_of("{run}"),
+    log:
+        os.path.join(OUT, "logs", "{run}.log"),
+    threads: workflow.cores
+    shell:
+        "snakemake tables --cores {threads} --nolock --configfile {input.config} > {log} 2>&1"
+
+
+rule default_run:
+    # The default run's own tables (snakemake --cores all); a fresh clone has them committed.
+    output:
+        tables_of(BASE["run"]["name"]),
+    log:
+        os.path.join(OUT, "logs", "default.log"),
+    threads: workflow.cores
+    shell:
+        "snakemake tables --cores {threads} --nolock > {log} 2>&1"
+
+
+rule methods:
+    input:
+        default=ancient(tables_of(BASE["run"]["name"])),
+        arms=[ancient(tables_of(run)) for run in RUNS],
+    output:
+        md=os.path.join(OUT, "methods.md"),
+        csv=os.path.join(OUT, "methods.csv"),
+    params:
+        runs=" ".join([DEFAULT] + [os.path.join(RESULTS, run) for run in RUNS]),
+    log:
+        os.path.join(OUT, "logs", "methods.log"),
+    shell:
+        "lediflow methods --runs {params.runs} --out " + OUT + " > {log} 2>&1"
