@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lediflow.errors import LediflowError
+from lediflow.provenance import code_state
 
 MANIFEST = "manifest.json"
 DAMAGED_SUFFIX = ".damaged"
@@ -148,6 +149,7 @@ def build_manifest(
         "params": params,
         "weights": weights or {},
         "versions": package_versions(),
+        "code": code_state(),
         **(extra or {}),
     }
 

@@ -78,6 +78,11 @@ def load_cells(run: Path, cells: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["space", "prior", "solver", "nfe"]).reset_index(drop=True)
 
 
+def code_states(run: Path, cells: list[tuple[str, str]]) -> list[dict | None]:
+    """The code state (lediflow.provenance) each cell's score file records; None where it has none."""
+    return [read_json(run / "scores" / model / f"{setting}.json", "").get("code") for model, setting in cells]
+
+
 def load_scores(params: Params) -> pd.DataFrame:
     """The run's cells, exactly those of its resolved params."""
     return load_cells(run_dir(params), paths.cells(params))

@@ -74,3 +74,19 @@ def test_manifest_hashes_and_detects_change(tmp_path: Path):
     assert artifacts.verify_manifest(tmp_path) == []
     (tmp_path / "a.bin").write_bytes(b"abd")
     assert artifacts.verify_manifest(tmp_path) == ["a.bin"]
+
+
+def test_every_manifest_names_the_code_that_made_it(tmp_path: Path):
+    from lediflow import provenance
+
+    (tmp_path / "a.txt").write_text("x")
+    manifest = artifacts.write_manifest(tmp_path, "test", {})
+    state = manifest["code"]
+    assert set(state) == {"commit", "dirty", "lediflow"} and state["lediflow"]
+    # in this checkout: a 40-hex commit; elsewhere (an installed package) it says it is not a checkout
+    assert len(state["commit"]) == 40 or "not a git checkout" in state["commit"]
+    assert provenance.describe([None, None]).startswith("carry no record")
+    clean = {"commit": "a" * 40, "dirty": False, "lediflow": "0.1.0"}
+    assert provenance.describe([clean, clean]) == "made by commit aaaaaaaaaaaa"
+    assert provenance.describe([clean, {**clean, "dirty": True}, None]) == (
+        "made by commit aaaaaaaaaaaa with uncommitted code changes; 1 of 3 inputs without a record")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lediflow import artifacts, comparisons, figures, paths, tables
+from lediflow import artifacts, comparisons, figures, paths, provenance, tables
 from lediflow.config import Params
 
 DEFINITIONS = ("Target: the baseline's best FID over a solver's grid; NFE_b: its first grid NFE within tolerance "
@@ -94,11 +94,17 @@ def make_tables(params: Params) -> dict:
     scores = tables.load_scores(params)
     made = _comparison_tables(scores)
     made["headline"] = comparisons.headline(made["speedup"], made["quality_ratio"], made["cost_ratio"])
+    states = tables.code_states(run, paths.cells(params))
+    made_by = provenance.describe(states)
     floor, ae_floor = _data_floor(params), _autoencoder_floor(params)
     if floor is not None:
         made["data_floor"] = tables.data_floor_table(floor, ae_floor)
     table_dir, figure_dir = paths.tables_dir(params), paths.figures_dir(params)
-    _write(made, table_dir, CAPTIONS)
+    _write(made, table_dir, {**CAPTIONS, "headline": f"{CAPTIONS['headline']} Scores {made_by}."})
+    commits = sorted({(s["commit"], s.get("dirty")) for s in states if s}, key=str)
+    artifacts.write_json_atomic(table_dir / "provenance.json", {
+        "scores": made_by, "commits": [{"commit": c, "dirty": d} for c, d in commits],
+        "cells_without_record": sum(s is None for s in states), "cells": len(states)})
     # Long format for DVC plots and for anyone re-plotting.
     artifacts.write_text_atomic(table_dir / "scores_long.csv", tables.long_format(scores))
     second = scores["second_reference"].iloc[0]

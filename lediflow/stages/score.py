@@ -27,6 +27,7 @@ from lediflow.metrics.clip import UNAVAILABLE, load_clip
 from lediflow.metrics.inception import InceptionFeatures, resolve_weights
 from lediflow.metrics.mmd import cmmd_from_embeddings, kid_from_features
 from lediflow.metrics.prc import precision_recall
+from lediflow.provenance import code_state
 from lediflow.runtime import resolve_device
 from lediflow.stages.common import data_fingerprint
 
@@ -210,6 +211,7 @@ def score(params: Params, model: str, setting: str) -> dict:
                     "flow_checkpoint_sha256": record["checkpoint_sha256"]},
         "sampling": {k: record.get(k) for k in ("space", "prior", "solver", "steps", "tol", "nfe",
                                                 "latent_sampler_nfe", "seconds_per_image", "device", "t_range")},
+        "code": code_state(),
     }
     for split in splits[1:]:
         result["second_reference"] = {"split": split, **against(
