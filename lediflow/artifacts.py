@@ -188,6 +188,30 @@ def read_json(path: str | Path, rebuild: str = "") -> Any:
         raise quarantine(path, "not valid JSON") from None
 
 
+SEAL = "content_sha256"  # the checksum a small result file (score, timing, floor) carries of its own content
+
+
+def _content_digest(obj: dict[str, Any]) -> str:
+    body = {k: v for k, v in obj.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_sealed_json(final: str | Path, obj: dict[str, Any]) -> None:
+    """A result file that carries the sha256 of its own content: the tables refuse it once edited."""
+    write_json_atomic(final, {**obj, SEAL: _content_digest(obj)})
+
+
+def read_sealed_json(path: str | Path, rebuild: str = "") -> dict[str, Any]:
+    """A sealed result file, refused (moved aside for a rebuild) when its content no longer matches its seal or
+    it carries none: an edited number never reaches a table."""
+    obj = read_json(path, rebuild)
+    if not isinstance(obj, dict) or SEAL not in obj:
+        raise quarantine(path, "it carries no content checksum, so nothing tells whether it was edited")
+    if obj[SEAL] != _content_digest(obj):
+        raise quarantine(path, "its content no longer matches the checksum written with it")
+    return obj
+
+
 def _manifest_entry(path: Path, levels: int = 3) -> dict[str, Any] | None:
     """The manifest entry that describes `path` (its folder's manifest, or one up to `levels` folders up)."""
     for folder in list(path.parents)[:levels]:

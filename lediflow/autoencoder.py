@@ -81,7 +81,8 @@ class LatentCodec:
 
     @classmethod
     def load(cls, latents_dir: Path, device: torch.device) -> "LatentCodec":
-        norm = artifacts.read_json(latents_dir / "norm.json", "run `lediflow encode-latents` (or snakemake) first")
+        rebuild = "run `lediflow encode-latents` (or snakemake) first"
+        norm = artifacts.read_json(artifacts.verify_file(latents_dir / "norm.json", rebuild), rebuild)
         vae = load_pretrained(norm["vae_dir"], norm.get("subfolder"), device)
         return cls(vae, torch.tensor(norm["shift"], device=device), torch.tensor(norm["scale"], device=device))
 

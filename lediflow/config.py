@@ -10,6 +10,8 @@ bad value and what is allowed.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -54,6 +56,11 @@ def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+# YAML 1.1 (PyYAML) reads 1e-4 as text, YAML 1.2 as a number: a learning rate written the common way is a number.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def load_yaml_text(text: str) -> Any:
@@ -91,7 +98,7 @@ def parse_set(assignment: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"--set {assignment!r} has an empty key; use key.path=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -161,10 +168,38 @@ def _format_error(error: jsonschema.ValidationError) -> str:
     return f"params error: {key} = {error.instance!r} is not allowed; expected {_allowed(error)}"
 
 
+def _finite(node: Any, key: str = "") -> None:
+    """NaN and infinity pass every bound of a JSON schema (comparisons with NaN are false): refuse them here."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            _finite(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _finite(value, f"{key}.{index}")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"params error: {key} = {node!r} is not allowed; expected a finite number "
+                          "(fix it in the config file or with --set)")
+
+
+def _whole_numbers_as_integers(node: Any, schema: dict) -> Any:
+    """32.0 where the schema wants an integer becomes 32, so every stage sees the type the schema states."""
+    kind = schema.get("type")
+    if isinstance(node, float) and node.is_integer() and (kind == "integer" or
+                                                           (isinstance(kind, list) and "integer" in kind)):
+        return int(node)
+    if isinstance(node, dict) and "properties" in schema:
+        return {k: _whole_numbers_as_integers(v, schema["properties"].get(k, {})) for k, v in node.items()}
+    if isinstance(node, list) and isinstance(schema.get("items"), dict):
+        return [_whole_numbers_as_integers(v, schema["items"]) for v in node]
+    return node
+
+
 def validate(params: Params) -> Params:
     """Fill defaults and validate; returns a new dict or raises ConfigError."""
-    filled = copy.deepcopy(params)
-    validator = _filling_validator()(load_schema())
+    _finite(params)
+    schema = load_schema()
+    filled = _whole_numbers_as_integers(copy.deepcopy(params), schema)
+    validator = _filling_validator()(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
         raise ConfigError(_format_error(error) + " (fix it in the config file or with --set)")

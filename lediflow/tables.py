@@ -27,8 +27,9 @@ Z95 = 1.959964  # two-sided 95% normal quantile: interval = value +- Z95 * se
 
 
 def read_json(path: Path, rebuild: str) -> dict:
-    """A small JSON input of the tables; missing -> one line naming `rebuild`, damaged -> moved aside for one."""
-    return artifacts.read_json(path, rebuild)
+    """A result file the tables read (score, timing, floor), checked against the checksum it was written with;
+    missing -> one line naming `rebuild`, damaged or edited -> moved aside for one."""
+    return artifacts.read_sealed_json(path, rebuild)
 
 
 def _timings(run: Path, space: str) -> dict:

@@ -81,3 +81,21 @@ def test_invalid_yaml_file_is_one_line(tmp_path: Path):
     bad.write_text("run: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         config.load_params([bad])
+
+
+@pytest.mark.parametrize("assignment", ["prior.std_scale=.inf", "flow.train.lr=.nan", "run.train_scale=-.inf",
+                                        "sample.dopri5_tolerances=[.nan]"])
+def test_nan_and_infinity_are_refused_in_one_line(assignment):
+    key = assignment.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key}(\.0)? = .* expected a finite number"):
+        config.load_params([], [assignment])
+
+
+def test_numbers_are_read_as_numbers_and_whole_floats_as_the_integers_the_schema_wants(tmp_path):
+    params = config.load_params([], ["flow.train.lr=1e-4", "data.resolution=32.0", "sample.steps=[1.0, 2]"])
+    assert params["flow"]["train"]["lr"] == 1e-4  # YAML 1.1 would read 1e-4 as text
+    assert type(params["data"]["resolution"]) is int and params["sample"]["steps"] == [1, 2]
+    (tmp_path / "c.yaml").write_text("flow:\n  train: {lr: 3e-4}\n")
+    assert config.load_params([tmp_path / "c.yaml"])["flow"]["train"]["lr"] == 3e-4
+    with pytest.raises(ConfigError, match="data.resolution = 32.5"):
+        config.load_params([], ["data.resolution=32.5"])

@@ -74,6 +74,25 @@ def test_a_missing_score_file_is_one_line_naming_what_to_run(tmp_path: Path):
     assert len(lines) == 1 and f"{victim.name} is missing" in lines[0] and "snakemake" in lines[0], lines
 
 
+@pytest.mark.parametrize("victim", ["scores/flow-pixel-learned/euler-1.json", "timing/pixel.json",
+                                    "scores/data_floor.json"])
+def test_an_edited_result_file_is_refused_in_one_line_and_kept_aside(tmp_path: Path, victim: str):
+    import json
+
+    folder = _clone_results(tmp_path, "smoke")
+    path = folder / victim
+    record = json.loads(path.read_text())
+    key = "fid" if "fid" in record else "device"
+    record[key] = record[key] + 0.5 if key == "fid" else "another machine"  # still valid JSON
+    path.write_text(json.dumps(record))
+    made = _lediflow("tables", "--config", str(folder / "params.yaml"),
+                     "--set", f"run.results_dir={tmp_path / 'results'}")
+    assert made.returncode != 0 and "Traceback" not in made.stderr
+    lines = made.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no longer matches the checksum" in lines[0], lines
+    assert not path.exists() and path.with_name(path.name + ".damaged").is_file()  # nothing lost
+
+
 def test_committed_ablation_tables_regenerate_byte_identically(tmp_path: Path):
     import yaml
 

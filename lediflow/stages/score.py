@@ -118,7 +118,7 @@ def reference_features(params: Params) -> dict:
             np.save(stage / "clip.npy", emb.numpy())
         artifacts.write_json_atomic(stage / "reference.json", info)
         if "floor" in info:
-            artifacts.write_json_atomic(paths.data_floor_file(params), info["floor"])
+            artifacts.write_sealed_json(paths.data_floor_file(params), info["floor"])
         artifacts.write_manifest(stage, "reference-features", {"run": params["run"], "score": cfg},
                                  weights={"inception": inception.provenance(), "clip": info["clip"]})
     return info
@@ -179,7 +179,7 @@ def autoencoder_floor(params: Params) -> dict:
     psnr = 10 * np.log10(255.0 ** 2 / np.mean((recon.astype(np.float64) - images[:count]) ** 2))
     result = {"split": split, "num_samples": count, "reference_split": primary, "psnr_db": float(psnr),
               **against(feats, real, cfg, params["run"]["seed"])}
-    artifacts.write_json_atomic(paths.autoencoder_floor_file(params), result)
+    artifacts.write_sealed_json(paths.autoencoder_floor_file(params), result)
     return result
 
 
@@ -221,5 +221,5 @@ def score(params: Params, model: str, setting: str) -> dict:
         if clip is not None and clip.provenance["sha256"] == reference["clip"]["sha256"]:
             result["cmmd"] = cmmd_from_embeddings(clip(samples, cfg["batch_size"]),
                                                   torch.from_numpy(_reference_array(ref_dir / "clip.npy")))
-    artifacts.write_json_atomic(paths.score_file(params, model, setting), result)
+    artifacts.write_sealed_json(paths.score_file(params, model, setting), result)
     return result

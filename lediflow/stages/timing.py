@@ -69,5 +69,5 @@ def time_cells(params: Params, space: str) -> dict:
     result = {"space": space, "timing_images": len(indices), "timing_repeats": cfg["timing_repeats"],
               "device": device_name(device), "checkpoints": {m: a["sha256"] for m, a in arms.items()},
               "cells": cells}
-    artifacts.write_json_atomic(paths.timing_file(params, space), result)
+    artifacts.write_sealed_json(paths.timing_file(params, space), result)
     return result
