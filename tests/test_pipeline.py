@@ -110,6 +110,7 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
     assert json.loads(cases[3][0].read_text())["fid"] > 0
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, dataframe_regression):
     run = tmp_path / "results" / "smoke"
     first = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "configs/smoke.yaml",
@@ -285,6 +286,7 @@ def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():
     assert counts["study"] == len(studies)
 
 
+@pytest.mark.slow
 def test_ablation_workflow_runs_two_smoke_arms_into_one_table(tmp_path: Path):
     """The ablation workflow end to end on toy arms: each arm is a real run, the table lines them up."""
     from lediflow.config import deep_merge

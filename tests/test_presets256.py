@@ -103,6 +103,7 @@ def test_the_sd_vae_configuration_loads_and_maps_256_to_32x32x4(sd_vae: Path):
         assert z.shape == (1, 4, 32, 32) and vae.decode(z).sample.shape == (1, 3, 256, 256)
 
 
+@pytest.mark.slow
 def test_the_ffhq256_preset_runs_its_whole_dag_at_256_on_a_cpu(tmp_path: Path, narrow_vae: Path, images: Path):
     results = tmp_path / "results"
     overlay = _overlay(tmp_path, run={"results_dir": str(results)}, data={"path": str(images)},

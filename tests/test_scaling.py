@@ -293,6 +293,7 @@ def test_a_finished_arm_is_not_redone_when_its_configs_look_newer_than_its_table
     assert "rule summary:" in text
 
 
+@pytest.mark.slow
 def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path):
     """Two scales x two seeds at smoke sizes, pixel space: four real runs, one table with intervals."""
     from lediflow.config import deep_merge
