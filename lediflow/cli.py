@@ -320,7 +320,10 @@ STAGES: dict[str, Stage] = {
 
 
 def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
+    from lediflow import __version__
+
     parser = argparse.ArgumentParser(prog="lediflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lediflow {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, stage in stages.items():
         sub_parser = sub.add_parser(name, help=stage.help)

@@ -99,3 +99,11 @@ def test_numbers_are_read_as_numbers_and_whole_floats_as_the_integers_the_schema
     assert config.load_params([tmp_path / "c.yaml"])["flow"]["train"]["lr"] == 3e-4
     with pytest.raises(ConfigError, match="data.resolution = 32.5"):
         config.load_params([], ["data.resolution=32.5"])
+
+
+def test_the_cli_says_its_version(capsys):
+    from lediflow import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lediflow {__version__}"
