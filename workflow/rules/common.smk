@@ -59,3 +59,95 @@ def with_options(section, space, training=True):
     if PARAMS["run"]["train_scale"] != 1:
         extra["train_scale"] = PARAMS["run"]["train_scale"]
     return {**section, **extra} if extra else section
+
+
+# flow rules
+def flow_inputs(wildcards):
+    inputs = {"data": space_inputs(wildcards.space)}
+    if wildcards.prior == "learned":
+        inputs["prior"] = model_files(paths.prior_name(wildcards.space))["model"]
+    return inputs
+
+
+# latents rules
+def space_inputs(space):
+    """What models of a space train on: the prepared images, or the stored latents."""
+    return rules.prepare_data.output.manifest if space == "pixel" else rules.encode_latents.output.manifest
+
+
+# prior rules
+def learned_prior_inputs(space):
+    """The models the learned prior of a space is drawn from (its latent sampler only when it is used)."""
+    inputs = [model_files(paths.prior_name(space))["model"]]
+    if PARAMS["prior"]["latent_sampler"] == "flow":
+        inputs.append(model_files(paths.latent_sampler_name(space))["model"])
+    if space == "latent":
+        inputs.append(rules.encode_latents.output.norm)
+    return inputs
+
+
+# report rules
+def second_reference_tables():
+    """The tables re-made against the second reference split, where the run has one."""
+    if not has_second_reference():
+        return {}
+    second = PARAMS["score"]["second_reference"]
+    names = ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")
+    return {f"{name}_second": f"{paths.tables_dir(PARAMS)}/{name}_{second}_reference.csv" for name in names}
+
+
+# sample rules
+SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
+
+
+# sample rules
+def source_inputs(wildcards):
+    """The flow model (not for a zero-step cell), the models its x0 comes from (learned prior), and the
+    decoder (latent space)."""
+    space, prior = paths.parse_flow_name(wildcards.model)
+    zero_step = getattr(wildcards, "setting", None) in paths.ZERO_STEP_SETTINGS
+    inputs = {} if zero_step else {"flow": model_files(wildcards.model)["model"]}
+    if prior == "learned":
+        inputs["prior"] = learned_prior_inputs(space)
+    if space == "latent":
+        inputs["norm"] = rules.encode_latents.output.norm
+    return inputs
+
+
+# sample rules
+def timing_inputs(wildcards):
+    """Both arms of a space with everything their samples are drawn from."""
+    inputs = []
+    for model in (paths.flow_name(wildcards.space, prior) for prior in PARAMS["flow"]["priors"]):
+        inputs += [v for value in source_inputs(SimpleNamespace(model=model)).values()
+                   for v in (value if isinstance(value, list) else [value])]
+    return inputs
+
+
+# sample rules
+EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", "inpaint_mask", "extras_steps")
+
+
+# sample rules
+def extras_inputs(wildcards=None):
+    return [model_files(paths.flow_name("pixel", "learned"))["model"], *learned_prior_inputs("pixel")]
+
+
+# sample rules
+def extras_targets():
+    """Interpolation and inpainting need the pixel-space LeDiFlow model."""
+    if "learned" in PARAMS["flow"]["priors"] and "pixel" in PARAMS["flow"]["spaces"]:
+        return [rules.interpolate.output[0], rules.inpaint.output.figure]
+    return []
+
+
+# score rules
+REFERENCE_KEYS = ("reference_split", "second_reference", "reference_count", "inception_weights", "cmmd",
+                  "clip_model", "clip_pretrained", "clip_weights", "bootstrap_resamples", "kid_subset_size",
+                  "kid_subsets")
+
+
+# score rules
+def has_second_reference():
+    """A second reference split is configured (and differs from the primary one)."""
+    return len(paths.reference_splits(PARAMS)) > 1

@@ -1,13 +1,6 @@
 # Flow-matching models: {space} x {prior}, the Gaussian baseline and LeDiFlow.
 
 
-def flow_inputs(wildcards):
-    inputs = {"data": space_inputs(wildcards.space)}
-    if wildcards.prior == "learned":
-        inputs["prior"] = model_files(paths.prior_name(wildcards.space))["model"]
-    return inputs
-
-
 rule train_flow:
     input:
         unpack(flow_inputs),

@@ -36,6 +36,3 @@ rule encode_latents:
         lediflow_cmd("encode-latents") + " > {log} 2>&1"
 
 
-def space_inputs(space):
-    """What models of a space train on: the prepared images, or the stored latents."""
-    return rules.prepare_data.output.manifest if space == "pixel" else rules.encode_latents.output.manifest

@@ -37,16 +37,6 @@ rule train_latent_sampler:
         train_cmd("train-latent-sampler", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
-def learned_prior_inputs(space):
-    """The models the learned prior of a space is drawn from (its latent sampler only when it is used)."""
-    inputs = [model_files(paths.prior_name(space))["model"]]
-    if PARAMS["prior"]["latent_sampler"] == "flow":
-        inputs.append(model_files(paths.latent_sampler_name(space))["model"])
-    if space == "latent":
-        inputs.append(rules.encode_latents.output.norm)
-    return inputs
-
-
 rule prior_report:
     input:
         lambda wc: learned_prior_inputs(wc.space),

@@ -1,15 +1,6 @@
 # Tables and figures of the run (and the material of `snakemake --report`).
 
 
-def second_reference_tables():
-    """The tables re-made against the second reference split, where the run has one."""
-    if not has_second_reference():
-        return {}
-    second = PARAMS["score"]["second_reference"]
-    names = ("quality_vs_nfe", "speedup", "quality_ratio", "cost_ratio")
-    return {f"{name}_second": f"{paths.tables_dir(PARAMS)}/{name}_{second}_reference.csv" for name in names}
-
-
 rule tables:
     input:
         rules.scores.input,

@@ -1,21 +1,6 @@
 # Sampling sweep: {model} x {setting}, plus the learned prior's extras.
 from types import SimpleNamespace
 
-SAMPLE_KEYS = ("num_samples", "batch_size", "grid_images")
-
-
-def source_inputs(wildcards):
-    """The flow model (not for a zero-step cell), the models its x0 comes from (learned prior), and the
-    decoder (latent space)."""
-    space, prior = paths.parse_flow_name(wildcards.model)
-    zero_step = getattr(wildcards, "setting", None) in paths.ZERO_STEP_SETTINGS
-    inputs = {} if zero_step else {"flow": model_files(wildcards.model)["model"]}
-    if prior == "learned":
-        inputs["prior"] = learned_prior_inputs(space)
-    if space == "latent":
-        inputs["norm"] = rules.encode_latents.output.norm
-    return inputs
-
 
 wildcard_constraints:
     model="flow-(pixel|latent)-(gaussian|learned|ot)",
@@ -40,15 +25,6 @@ rule sample:
         f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
     shell:
         lediflow_cmd("sample", "--model {wildcards.model} --setting {wildcards.setting}") + " > {log} 2>&1"
-
-
-def timing_inputs(wildcards):
-    """Both arms of a space with everything their samples are drawn from."""
-    inputs = []
-    for model in (paths.flow_name(wildcards.space, prior) for prior in PARAMS["flow"]["priors"]):
-        inputs += [v for value in source_inputs(SimpleNamespace(model=model)).values()
-                   for v in (value if isinstance(value, list) else [value])]
-    return inputs
 
 
 rule time_cells:
@@ -76,13 +52,6 @@ rule timings:
     # Both spaces timed (the DVC "timing" stage's target).
     input:
         expand(rules.time_cells.output[0], space=PARAMS["flow"]["spaces"]),
-
-
-EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", "inpaint_mask", "extras_steps")
-
-
-def extras_inputs(wildcards=None):
-    return [model_files(paths.flow_name("pixel", "learned"))["model"], *learned_prior_inputs("pixel")]
 
 
 rule interpolate:
@@ -114,13 +83,6 @@ rule inpaint:
         log_file("inpaint"),
     shell:
         lediflow_cmd("inpaint") + " > {log} 2>&1"
-
-
-def extras_targets():
-    """Interpolation and inpainting need the pixel-space LeDiFlow model."""
-    if "learned" in PARAMS["flow"]["priors"] and "pixel" in PARAMS["flow"]["spaces"]:
-        return [rules.interpolate.output[0], rules.inpaint.output.figure]
-    return []
 
 
 rule samples:

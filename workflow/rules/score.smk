@@ -1,14 +1,5 @@
 # Scores: reference features once per run, then FID/KID/mmd_inception/CMMD per sample set.
 
-REFERENCE_KEYS = ("reference_split", "second_reference", "reference_count", "inception_weights", "cmmd",
-                  "clip_model", "clip_pretrained", "clip_weights", "bootstrap_resamples", "kid_subset_size",
-                  "kid_subsets")
-
-
-def has_second_reference():
-    """A second reference split is configured (and differs from the primary one)."""
-    return len(paths.reference_splits(PARAMS)) > 1
-
 
 rule reference_features:
     input:
