@@ -1,4 +1,4 @@
-"""Backbone study (issue 14): each arm's training steps at equal training wall time, from one measurement.
+"""Backbone study: each arm's training steps at equal training wall time, from one measurement.
 
     python benchmarks/backbone.py            # measure seconds per training step of every arm, print the table
     python benchmarks/backbone.py --write    # ... and write configs/backbone/step_times.tsv and the arm files
@@ -40,7 +40,7 @@ ARMS = {
     "bb_latent_tiny_p1": ("latent", "dit-tiny", 1),
 }
 HEADER = """\
-# Backbone study arm (issue 14), written by `python benchmarks/backbone.py --write`: edit the script, not this file.
+# Backbone study arm, written by `python benchmarks/backbone.py --write`: edit the script, not this file.
 # {space} space, Gaussian flow only, {model} at patch {patch}; {steps} optimiser steps = the default baseline's
 # {ref_steps} steps x {ref_s:.4f} s/step ({ref}) / {arm_s:.4f} s/step (this arm), measured in one run
 # (configs/backbone/step_times.tsv): equal training wall time.

@@ -8,7 +8,7 @@ from lediflow.flow import flow_matching_loss
 
 
 def bare_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x1: torch.Tensor, gen: torch.Generator) -> None:
-    """One AdamW step of the flow-matching loss (PAPER.md eq. 2) with clipping at 1, as the trainer takes it."""
+    """One AdamW step of the flow-matching loss (docs/method.md eq. 2) with clipping at 1, as the trainer takes it."""
     x0 = torch.randn(x1.shape, generator=gen)
     loss = flow_matching_loss(model, x0, x1, torch.rand(x1.shape[0], generator=gen)).total
     opt.zero_grad(set_to_none=True)

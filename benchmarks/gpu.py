@@ -1,4 +1,4 @@
-"""GPU section of the benchmarks (issue 17); benchmarks/run.py adds it when CUDA is present.
+"""GPU section of the benchmarks; benchmarks/run.py adds it when CUDA is present.
 
 - train img/s of the presets' DiT (dit-b) at 256x256x3 pixels, patch 16, and on 32x32x4 latents, patch 2,
   in bf16 autocast with fused AdamW and TF32 (the presets' numerics), batch 64;
@@ -96,7 +96,7 @@ def _inception_per_s() -> float:
 
 
 def run(steps: int = 20) -> Iterator[tuple[str, str, str, str]]:
-    """The rows, each yielded as soon as it is measured: a run stopped at a lease's limit keeps what it had."""
+    """The rows, each yielded as soon as it is measured: a run stopped at a GPU slot's time limit keeps what it had."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     card = torch.cuda.get_device_name(CUDA)
     bf16 = Numerics(CUDA, "bf16")

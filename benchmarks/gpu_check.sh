@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (issue 17): the CUDA tests, the GPU benchmark and the default run end to end on the
+# The one prepared GPU check: the CUDA tests, the GPU benchmark and the default run end to end on the
 # GPU, each under its own time limit, with everything it measured written to one folder.
 #   bash benchmarks/gpu_check.sh                          # -> gpu_check/{card.txt,tests.log,benchmark.log,run.log,summary.md,results.tar.gz}
 #   bash benchmarks/gpu_check.sh OUT RUN_LIMIT_S [EXTRA]  # another folder; the default run's limit (default 360 s);
@@ -7,7 +7,7 @@
 #   GPU_TESTS_S=90 GPU_BENCH_S=120                        # the other two limits; 0 skips that step
 # Needs the project installed (`pip install -e .`, as in the README) and Fashion-MNIST where params.yaml finds it.
 # The default run writes results/gpu-default/ (params.yaml with run.name gpu-default: nothing of results/default
-# is touched); run it again and Snakemake resumes it. The default limits (570 s together) fit a 15-minute lease
+# is touched); run it again and Snakemake resumes it. The default limits (570 s together) fit a 15-minute GPU slot
 # with the machine's start and the transfers.
 set -u
 out=${1:-gpu_check}

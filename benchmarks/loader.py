@@ -1,4 +1,4 @@
-"""Data loading at 256x256 (issue 17): does the training loop wait on data?
+"""Data loading at 256x256: does the training loop wait on data?
 
 The same trainer step (a DiT at patch 16 on 256x256x3, the presets' pixel geometry, at a CPU-sized width and
 batch) is timed three ways on a memory-mapped split of random images, interleaved, median of the repeats:

@@ -5,19 +5,19 @@
     python benchmarks/run.py --no-pipeline    # only the training and sampling ratios (~2 min)
 
 - train_ratio = images/s of lediflow's Trainer / images/s of a bare PyTorch loop (same DiT, batch, AdamW,
-  clipping); target >= 0.90 (issue 3). The Trainer adds EMA, per-step generators, NaN guards, logging.
+  clipping); target >= 0.90. The Trainer adds EMA, per-step generators, NaN guards, logging.
 - sample_overhead[solver] = wall time of lediflow's sampling path (per-image seeds, torchdiffeq, NFE
-  counting) / (NFE x time of one bare network call on the same batch); target <= 1.10 (issue 4).
-- scorer_ratio (benchmarks/scorer.py, issue 13): Inception img/s in channels_last, as the score stage runs
+  counting) / (NFE x time of one bare network call on the same batch); target <= 1.10.
+- scorer_ratio (benchmarks/scorer.py): Inception img/s in channels_last, as the score stage runs
   it, over the default memory layout; same features to float noise (tests/test_metrics.py).
 - fid_ratio[n] (benchmarks/scorer.py): seconds of torch-fidelity's point FID (nonsymmetric eigvals of the
   2048 x 2048 product) over lediflow.metrics.fid's symmetric form, at the default and smoke sample counts;
   same value to 1e-6 (tests/test_metrics.py).
-- loader_ratio (benchmarks/loader.py, issue 17): s/step of a 256x256 DiT step on a cached batch over s/step
+- loader_ratio (benchmarks/loader.py): s/step of a 256x256 DiT step on a cached batch over s/step
   reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
-- GPU section (benchmarks/gpu.py, issue 17), only where CUDA is present: train img/s of the presets' DiT at
+- GPU section (benchmarks/gpu.py), only where CUDA is present: train img/s of the presets' DiT at
   256 px and on 32x32x4 latents, sampling ms/image at euler-8, Inception img/s, the Trainer/bare-loop ratio.
-- pipeline (benchmarks/pipeline.py, issue 8): `snakemake -n` time on the default config, the smoke run's
+- pipeline (benchmarks/pipeline.py): `snakemake -n` time on the default config, the smoke run's
   end-to-end wall time and each stage's peak RSS (Snakemake `benchmark:` files), a no-op `dvc repro`.
   Absolute times, reported for planning; no issue set a target for them.
 """
@@ -128,7 +128,7 @@ def main() -> None:
         for row in rows:
             print("| " + " | ".join(row) + " |", flush=True)
 
-    if torch.cuda.is_available():  # the GPU section (issue 17) first: on a leased GPU it is what the time is for
+    if torch.cuda.is_available():  # the GPU section first: on a borrowed GPU it is what the time is for
         from gpu import run as gpu_rows
 
         emit(gpu_rows())

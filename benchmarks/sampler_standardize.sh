@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The latent sampler before and after standardising z (issue 14 item 2), on the default run's own priors:
+# The latent sampler before and after standardising z, on the default run's own priors:
 #   bash benchmarks/sampler_standardize.sh [WORK_DIR]      # about 15 min on the 2-core CPU
 # before: results/default's latent samplers (fitted to raw z), scored by today's prior-report;
 # after:  a sampler trained with latent_sampler.standardize true on the same priors (the pixel one is

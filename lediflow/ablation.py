@@ -90,9 +90,9 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
         flat = flatten(params)
         differs = ", ".join(f"{k}={flat.get(k)}" for k in keys) or "(identical params)"
         arm = {"arm": Path(run).name, "differs": differs,
-               # PAPER.md 3: the learned prior's point is a short path; ||x0 - x1||^2 per pixel measures it.
+               # docs/method.md 3: the learned prior's point is a short path; ||x0 - x1||^2 per pixel measures it.
                "mse_paired_x0": report.get("mse_paired_x0"), "gaussian_over_paired": report.get("gaussian_over_paired")}
-        if "sampler_fid" in report:  # the latent sampler on its own (prior reports since issue 14)
+        if "sampler_fid" in report:  # the latent sampler on its own (prior reports since the prior-design study)
             arm["sampler_fid"] = report["sampler_fid"]
         if cells == "scores":  # single-prior studies at equal training time: what each arm spent, and its best
             arm.update(training_compute(Path(run)))

@@ -1,4 +1,4 @@
-"""The image autoencoder of the latent variant: diffusers AutoencoderKL, loaded or trained (PAPER.md 2.4).
+"""The image autoencoder of the latent variant: diffusers AutoencoderKL, loaded or trained (docs/method.md 2.4).
 
 Latents are stored normalised: z_n = (z - shift_c) / scale_c with per-channel
 constants measured on the training set, so the flow, the prior and the

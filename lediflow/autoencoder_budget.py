@@ -1,4 +1,4 @@
-"""The autoencoder floor against training steps (issue 14): one autoencoder trained on and on, scored at each budget.
+"""The autoencoder floor against training steps: one autoencoder trained on and on, scored at each budget.
 
 The trainer's learning rate is constant after warm-up and its resume ignores the step budget (train.py), so
 raising autoencoder.train.steps continues the same optimisation path: the floor recorded at a budget is the
@@ -20,7 +20,7 @@ from lediflow.flow_budget import train_section
 CAPTION = ("Autoencoder budget: one AutoencoderKL trained on (constant learning rate after warm-up, so each row "
            "is the autoencoder trained for exactly that many steps). floor_fid: its posterior-mean reconstructions "
            "of {n} test images against the {ref} reference, +- 95% bootstrap half-width; data_floor_fid: the test "
-           "images themselves, same count and reference; ratio = floor_fid / data_floor_fid (issue 14's target: "
+           "images themselves, same count and reference; ratio = floor_fid / data_floor_fid (the study's target: "
            "<= 1.5). train_seconds: cumulative measured training time on the machine that ran it.")
 
 

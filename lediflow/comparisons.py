@@ -1,6 +1,6 @@
 """The comparisons behind the headline: speedup at matched quality, ratios at equal NFE and at equal cost.
 
-Definitions (PAPER.md 3), restated in every table's caption (stages/report.py):
+Definitions (docs/method.md 3), restated in every table's caption (stages/report.py):
 
 - Matched quality. The target is the Gaussian baseline's best FID over the
   fixed grid of one solver. Two FIDs are "within tolerance" when they differ

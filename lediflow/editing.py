@@ -1,4 +1,4 @@
-"""Latent interpolation and inpainting with the learned prior (PAPER.md 2.5)."""
+"""Latent interpolation and inpainting with the learned prior (docs/method.md 2.5)."""
 
 from __future__ import annotations
 

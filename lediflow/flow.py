@@ -1,4 +1,4 @@
-"""Flow matching: couplings of (x0, x1), the linear path, its target and loss (PAPER.md 2.3).
+"""Flow matching: couplings of (x0, x1), the linear path, its target and loss (docs/method.md 2.3).
 
 Time runs from t=0 (prior sample x0) to t=1 (data x1).
 """

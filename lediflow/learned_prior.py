@@ -1,4 +1,4 @@
-"""The learned prior at inference: z from the latent sampler, x0 ~ P_L(. | z) (PAPER.md 2.2, 2.3).
+"""The learned prior at inference: z from the latent sampler, x0 ~ P_L(. | z) (docs/method.md 2.2, 2.3).
 
 Every image i draws its noise from its own generator seeded by (seed, stream,
 i), so samples do not depend on batch size or on how the work is split.

@@ -1,4 +1,4 @@
-"""Training batches read ahead by DataLoader workers, bitwise the same as the in-loop reader (issue 17).
+"""Training batches read ahead by DataLoader workers, bitwise the same as the in-loop reader.
 
 At 256x256 a batch is read from a memory-mapped split; the read, the mirroring and the host-to-device copy
 should overlap the step, not precede it. The batch of step k is still decided by the step's generator: the

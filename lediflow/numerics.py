@@ -1,4 +1,4 @@
-"""How a run computes on its device: autocast dtype, TF32, fused AdamW and torch.compile (issue 17).
+"""How a run computes on its device: autocast dtype, TF32, fused AdamW and torch.compile.
 
 Mixed precision here is autocast only: weights, EMA weights, optimiser state and checkpoints stay fp32, and
 the ODE state of a sampler stays fp32 too (the network's velocity is cast back before the solver uses it).

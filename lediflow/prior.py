@@ -1,4 +1,4 @@
-"""Losses of the auxiliary model (PAPER.md 2.1).
+"""Losses of the auxiliary model (docs/method.md 2.1).
 
 All reconstruction terms are per pixel, averaged; the KL is summed over z
 and divided by the pixel count, so kl_weight is comparable across resolutions.

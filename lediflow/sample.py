@@ -59,7 +59,7 @@ def sample_batch(flow_model: nn.Module, prior: LearnedPrior | None, indices: Seq
     if solver in ZERO_STEP_SETTINGS:
         if prior is None:
             raise ValueError(f"{solver} needs the learned prior")
-        image = draw.x0 if solver == "prior-x0" else draw.mean  # PAPER.md 2.2: x0 ~ P_L(. | z), or its mean
+        image = draw.x0 if solver == "prior-x0" else draw.mean  # docs/method.md 2.2: x0 ~ P_L(. | z), or its mean
         return SampleBatch(image, 0, sampler_nfe, {"prior": prior_done - started, "flow": 0.0, "decode": 0.0},
                            (0.0, 0.0))
     tolerance = {} if tol is None else {"rtol": tol, "atol": tol}

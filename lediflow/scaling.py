@@ -1,4 +1,4 @@
-"""The scaling study (issue 16): LeDiFlow's effect against training compute, with seeds.
+"""The scaling study: LeDiFlow's effect against training compute, with seeds.
 
 Each arm is an ordinary run with `run.train_scale` (every network's optimiser steps multiplied together, the
 baseline keeping its equal-compute share) and a `run.seed` (initialisation, data order and sampling noise);

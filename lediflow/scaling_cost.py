@@ -1,4 +1,4 @@
-"""What the scaling study will cost on this machine, estimated from the default run's measured jobs (issue 16).
+"""What the scaling study will cost on this machine, estimated from the default run's measured jobs.
 
 Training: each network's recorded seconds in the default run (results/<run>/training/<model>.json) times the
 arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the

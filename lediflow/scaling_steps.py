@@ -1,4 +1,4 @@
-"""How each metric moves between two training budgets of the scaling study, paired by seed (issue 16).
+"""How each metric moves between two training budgets of the scaling study, paired by seed.
 
 The summary table compares budgets through their seed means, so seed-to-seed variation enters twice and a
 real trend between budgets can hide inside it. An arm of seed s at scale 2x continues seed s's networks from

@@ -224,7 +224,7 @@ def test_equal_time_steps_scale_inversely_with_step_time_and_round_to_hundreds(m
 def test_an_arm_written_before_a_key_existed_does_not_differ_in_it(tmp_path: Path):
     runs = [fake_run(tmp_path, "ablation-a", 0.5, {"euler-1": 80.0}), fake_run(tmp_path, "ablation-b", 1.5, {"euler-1": 90.0})]
     old = yaml.safe_load((runs[0] / "params.yaml").read_text())
-    del old["run"]["precision"], old["data"]["hflip"]  # as a params.yaml from before issue 17 reads
+    del old["run"]["precision"], old["data"]["hflip"]  # as a params.yaml from before the GPU settings existed reads
     (runs[0] / "params.yaml").write_text(yaml.safe_dump(old))
     _, wide = compare_runs(runs)
     assert wide.loc["ablation-a", "differs"] == "prior.std_scale=0.5"

@@ -1,4 +1,4 @@
-"""CUDA checks (issue 17): skipped without a GPU. Run on a GPU machine with `python -m pytest -q tests/test_gpu.py`.
+"""CUDA checks: skipped without a GPU. Run on a GPU machine with `python -m pytest -q tests/test_gpu.py`.
 
 bf16 and compiled training steps, bf16 against fp32 sampling within a stated tolerance, and DDP over NCCL
 when two GPUs exist.

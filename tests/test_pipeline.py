@@ -158,7 +158,7 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
     golden = long[["space", "prior", "solver", "setting", "nfe", "latent_sampler_nfe", "fid", "kid_mean",
                    "mmd_inception"]].sort_values(["space", "prior", "setting"]).reset_index(drop=True)
     # KID (a mean over random feature subsets of a cubic kernel) moves 1.2e-3 relative between CPU kinds
-    # (AMD EPYC golden, Intel Xeon in session 18) where FID stays inside 1e-3.
+    # (AMD EPYC golden, Intel Xeon) where FID stays inside 1e-3.
     dataframe_regression.check(golden, default_tolerance={"rtol": 1e-3, "atol": 1e-6},
                                tolerances={"kid_mean": {"rtol": 5e-3, "atol": 1e-6}})
     for space in ("pixel", "latent"):

@@ -1,4 +1,4 @@
-"""The scaling study (issue 16): its arms, the summary over seeds, and a toy study end to end."""
+"""The scaling study: its arms, the summary over seeds, and a toy study end to end."""
 
 import json
 import math

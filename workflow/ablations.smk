@@ -1,4 +1,4 @@
-# Ablation studies (issue 8): every arm is an ordinary run of the main Snakefile
+# Ablation studies: every arm is an ordinary run of the main Snakefile
 # with the shared budget and the arm's overlay; this file runs the arms that are
 # missing or stale and writes one cross-run table per study.
 #   snakemake -s workflow/ablations.smk --cores all

@@ -1,4 +1,4 @@
-# Autoencoder budget study (issue 14): the autoencoder floor (FID of its test reconstructions) against training
+# Autoencoder budget study: the autoencoder floor (FID of its test reconstructions) against training
 # steps. One run (results/autoencoder-budget/) trained on: each budget raises autoencoder.train.steps and the
 # trainer resumes from the previous budget's checkpoint (constant learning rate after warm-up, and the resume
 # ignores the step budget, so the path is that of a single longer run). Budgets run in order, each once: a

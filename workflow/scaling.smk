@@ -1,4 +1,4 @@
-# Scaling study (issue 16): LeDiFlow's effect against training compute, with seeds. Every arm is an ordinary
+# Scaling study: LeDiFlow's effect against training compute, with seeds. Every arm is an ordinary
 # run of the main Snakefile at run.train_scale x the default budget and a run.seed; the x1 seed-0 arm is the
 # default run itself (results/<params.yaml's run.name>), not a copy. An interrupted study resumes where it
 # stopped: a finished arm is never redone (its tables are its marker, whatever the files' mtimes, so a fresh

@@ -1,4 +1,4 @@
-"""The auxiliary model of LeDiFlow: encoder theta_E and decoder theta_D (PAPER.md 2.1).
+"""The auxiliary model of LeDiFlow: encoder theta_E and decoder theta_D (docs/method.md 2.1).
 
 Encoder: y -> (mu_E(y), log sigma_E(y)^2) over z. Decoder: z -> per-pixel
 (mu_D(z), log sigma_D(z)^2), the learned prior P_L(x | z) = N(mu_D, sigma_D^2).

@@ -1,4 +1,4 @@
-"""Velocity MLP of the latent sampler: v(z_t, t) on vectors (PAPER.md 2.2)."""
+"""Velocity MLP of the latent sampler: v(z_t, t) on vectors (docs/method.md 2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""interpolate and inpaint: the learned prior's extras (PAPER.md 2.5), on test images."""
+"""interpolate and inpaint: the learned prior's extras (docs/method.md 2.5), on test images."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""prior-report: how close the learned prior is to the data (PAPER.md 6).
+"""prior-report: how close the learned prior is to the data (docs/method.md 6).
 
 Measures the mean squared distance per pixel ||x0 - x1||^2 of the paired
 learned coupling (z ~ q(z|y) of the same test image) against the Gaussian
@@ -42,7 +42,7 @@ def sampler_fidelity(params: Params, prior: LearnedPrior, test: ImageSource | La
     """FID of mu_D(z), z from the latent sampler, against mu_D(z), z ~ q(z | y) of real test images.
 
     Both sides go through the same decoder, so the distance isolates the latent sampler: 0 for a sampler that
-    reproduces the aggregate posterior exactly (PAPER.md 2.2).
+    reproduces the aggregate posterior exactly (docs/method.md 2.2).
     """
     seed, count = params["run"]["seed"], min(params["prior"]["fidelity_images"], len(test))
     starts = range(0, count, FIDELITY_BATCH)

@@ -5,7 +5,7 @@ from lediflow.flow_budget import flow_model_config
 
 
 def lediflow_cmd(stage, extra=""):
-    """The CLI call every rule makes: one stage, reading the run's resolved params."""
+    """The CLI call of every Snakemake job: one stage, reading the run's resolved params."""
     # OMP_NUM_THREADS={threads}: torch uses the cores Snakemake gave the job, so parallel jobs do not fight.
     return f"OMP_NUM_THREADS={{threads}} lediflow {stage} --config {PARAMS_FILE} {extra}".rstrip()
 

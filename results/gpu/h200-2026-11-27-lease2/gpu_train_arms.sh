@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The script the second lease ran (results/gpu/README.md, "Second lease"): it trains the networks of
+# The script the second GPU slot ran (results/gpu/README.md, "Second GPU slot"): it trains the networks of
 # scaling-study arms on a GPU machine that has torch but no Snakemake (the bare CUDA image), all arms at once,
 # each arm's jobs in the order and with the CLI calls its Snakefile uses, then packs the finished arms' models
 # (weights, arch, manifests, logs; no checkpoints) to bring back for sampling and scoring on the study's machine.
-# It is kept here as the record of that measurement, not as a pipeline stage: no arm finished inside the lease
+# It is kept here as the record of that measurement, not as a pipeline stage: no arm finished inside the GPU slot
 # (the autoencoder trains at ~25 steps/s per arm there), so the half that would import the models was not written.
 #   bash gpu_train_arms.sh OUT LIMIT_S MAX_MIB ARM [ARM...]    # run from the repository root
 # Each results/<ARM>/params.yaml must exist (resolved, as Snakemake's onstart writes it). Arms are packed in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Third lease (issue 16): train the autoencoders of the scaling study's last latent arms on the GPU, all at once,
+# Third GPU slot: train the autoencoders of the scaling study's last latent arms on the GPU, all at once,
 # and bring back each arm's models/autoencoder (the finished model if done, else the newest checkpoint) so the
 # CPU pipeline uses or resumes them. Every other network of the arms trains, samples and scores on the CPU.
 #   bash gpu_autoencoders.sh OUT WAIT_S start ARM...    # install, copy the data, start each arm's prepare-data + train-autoencoder
@@ -10,7 +10,7 @@
 # models/autoencoder/checkpoints travel in the call's carry (the x4 s0 autoencoder it continues). SKIP_INSTALL=1
 # skips the wheel install (a dry run on a CPU machine: every step but the GPU works there, tried with 40 steps).
 # Run from the repository root, as .gpu/run.sh with the wheels in .whl/ and Fashion-MNIST's .gz files in .gpu/fm/
-# (results/gpu/README.md, "Third lease").
+# (results/gpu/README.md, "Third GPU slot").
 set -u
 out=$1 wait_s=$2 mode=$3
 shift 3

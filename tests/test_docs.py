@@ -1,0 +1,79 @@
+"""The README and docs: they speak of the repository only, build, and carry the committed study's numbers."""
+
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# a reader has no issue tracker, no log of working periods and no machine loans: none of them may be cited
+HISTORY = re.compile(r"\b(issue|session)s? #?[0-9]+|\blease[sd]?\b|device time", re.IGNORECASE)
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return out.stdout.split()
+
+
+def test_tracked_files_cite_no_issue_numbers_working_periods_or_machine_loans():
+    hits = []
+    for name in _tracked():
+        # training logs are machine output; the smoke report embeds a third-party script's comment
+        if name.endswith((".jsonl", ".png", ".pdf", ".npy", ".safetensors")) or name == "results/smoke/report.html":
+            continue
+        path = REPO / name
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        hits += [f"{name}:{i}: {line.strip()[:80]}" for i, line in enumerate(text.splitlines(), 1)
+                 if HISTORY.search(line)]
+    assert not hits, "\n".join(hits[:20])
+
+
+def test_the_readme_is_a_first_page_and_links_only_what_exists():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        if not target.startswith("http"):
+            assert (REPO / target).exists(), target
+
+
+def _pm(value: float, half: float, digits: int) -> str:
+    return f"{value:.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
+
+
+def test_the_readme_headline_table_carries_the_committed_studys_numbers():
+    summary = pd.read_csv(REPO / "results/scaling/scaling_summary.csv").set_index(["space", "scale"])
+    text = (REPO / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and "|" in line[2:]}
+    columns = [("pixel", 1.0), ("pixel", 2.0), ("latent", 1.0), ("latent", 4.0), ("latent", 8.0)]
+    for label, metric in (("best cell against best cell (FID ratio)", "best_ratio"),
+                          ("FID ratio at equal measured cost", "cost_ratio"),
+                          ("FID ratio at 8 Euler steps", "ratio_e8")):
+        expected = [_pm(summary.loc[c, metric], summary.loc[c, f"{metric}_ci"], 2) for c in columns]
+        assert rows[label] == expected, label
+    best = [f"{summary.loc[c, 'baseline_best_fid']:.1f} / {summary.loc[c, 'ledi_best_fid']:.1f}" for c in columns]
+    assert rows["best FID, baseline / LeDiFlow"] == best
+    speed = [(">= " if summary.loc[c, "speedup_nfe_bound"] == ">=" else "")
+             + _pm(summary.loc[c, "speedup_nfe"], summary.loc[c, "speedup_nfe_ci"], 1).replace(".0 ", " ")
+             for c in columns]
+    assert [s.replace(".0", "") for s in rows["NFE speedup at the baseline's best FID"]] == [
+        s.replace(".0", "") for s in speed]
+
+
+def test_the_docs_build_strictly(tmp_path: Path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")  # the theme: pip install -e '.[docs]'
+    out = subprocess.run(["mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=REPO,
+                         capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
