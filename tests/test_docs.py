@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # a reader has no issue tracker, no log of working periods and no machine loans: none of them may be cited
-HISTORY = re.compile(r"\b(issue|session)s? #?[0-9]+|\blease[sd]?\b|device time", re.IGNORECASE)
+HISTORY = re.compile(r"\b(issue|session)s? #?[0-9]+|\blease[sd]?\b|device\stime", re.IGNORECASE)
 
 
 def _tracked() -> list[str]:
