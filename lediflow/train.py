@@ -224,11 +224,16 @@ class Trainer:
     # --- loop -------------------------------------------------------------
     @torch.no_grad()
     def _update_ema(self) -> None:
+        # ema <- decay * ema + (1 - decay) * theta, every floating tensor in one multi-tensor launch (the same
+        # elementwise ops as a per-tensor loop, so the same bits; on a GPU one kernel instead of hundreds)
         decay = ema_decay_at(self.step, self.cfg.ema_decay)
-        for name, value in self.model.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.ema[name].mul_(decay).add_(value.detach(), alpha=1 - decay)
-            else:
+        state = self.model.state_dict()
+        floats = [name for name, value in state.items() if value.dtype.is_floating_point]
+        ema, live = [self.ema[n] for n in floats], [state[n].detach() for n in floats]
+        torch._foreach_mul_(ema, decay)
+        torch._foreach_add_(ema, live, alpha=1 - decay)
+        for name, value in state.items():
+            if not value.dtype.is_floating_point:
                 self.ema[name].copy_(value)
 
     def _all_finite(self, *values: torch.Tensor) -> bool:

@@ -38,6 +38,23 @@ def test_lr_warmup_and_ema_ramp():
     assert ema_decay_at(0, 0.999) == pytest.approx(0.1) and ema_decay_at(10**6, 0.999) == 0.999
 
 
+def test_the_fused_ema_update_is_the_per_tensor_formula_bit_for_bit(tmp_path: Path):
+    trainer = make_trainer(tmp_path / "run", steps=4)
+    with torch.no_grad():
+        for value in trainer.model.parameters():
+            value.add_(torch.randn_like(value))  # weights apart from the EMA's copy
+    trainer.step = 7
+    decay = ema_decay_at(trainer.step, trainer.cfg.ema_decay)
+    expected = {name: (trainer.ema[name] * decay + value * (1 - decay)) if value.dtype.is_floating_point else value
+                for name, value in trainer.model.state_dict().items()}
+    by_hand = {name: trainer.ema[name].clone().mul_(decay).add_(value, alpha=1 - decay)
+               if value.dtype.is_floating_point else value for name, value in trainer.model.state_dict().items()}
+    trainer._update_ema()
+    for name in expected:
+        assert torch.equal(trainer.ema[name], by_hand[name]), name  # the old per-tensor loop, bit for bit
+        assert torch.allclose(trainer.ema[name], expected[name]), name
+
+
 def test_n_steps_equal_half_plus_resume_bitwise(tmp_path: Path):
     one_go = make_trainer(tmp_path / "a", steps=6)
     one_go.fit()
