@@ -30,6 +30,8 @@ class Stage:
     help: str
     add_args: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
     writes_run: bool = True  # writes under results/<run>/, so a live run with other params refuses it
+    group: str = "pipeline"  # pipeline (a Snakemake rule calls it), study (cross-run tables) or internal (hidden)
+    example: str = ""  # the arguments after `lediflow <stage>` of one typical call
 
 
 def _prepare_data(params: Params, args: argparse.Namespace) -> None:
@@ -283,50 +285,97 @@ def _dvc_args(parser: argparse.ArgumentParser) -> None:
 
 # Stage registry: the CLI's choices come from it.
 STAGES: dict[str, Stage] = {
-    "show-params": Stage(_show_params, "print the validated params with all defaults filled", writes_run=False),
-    "prepare-data": Stage(_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json"),
-    "train-autoencoder": Stage(_train_autoencoder, "train (or locate) the AutoencoderKL of the latent variant"),
-    "encode-latents": Stage(_encode_latents, "store posterior mean/std of every image under the autoencoder"),
+    "show-params": Stage(_show_params, "print the validated params with all defaults filled",
+                writes_run=False, group="pipeline", example="--config params.yaml --set data.resolution=64"),
+    "prepare-data": Stage(_prepare_data, "write results/<run>/data/{train,test}.npy and manifest.json",
+                group="pipeline", example="--config params.yaml"),
+    "train-autoencoder": Stage(_train_autoencoder, "train (or locate) the AutoencoderKL of the latent variant",
+                group="pipeline", example="--config results/default/params.yaml"),
+    "encode-latents": Stage(_encode_latents, "store posterior mean/std of every image under the autoencoder",
+                group="pipeline", example="--config results/default/params.yaml"),
     "train-prior": Stage(_train_prior, "train the auxiliary encoder/decoder that defines the learned prior",
-                         _space_arg),
+                _space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
     "train-latent-sampler": Stage(_train_latent_sampler, "train the flow MLP that samples z for the learned prior",
-                                  _space_arg),
-    "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior", _flow_args),
+                _space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
+    "train-flow": Stage(_train_flow, "train a flow-matching DiT from the gaussian or learned prior",
+                _flow_args, group="pipeline",
+                example="--config results/default/params.yaml --space pixel --prior learned"),
     "sample": Stage(_sample, "draw sample.num_samples images from one flow model at one solver setting",
-                    _sample_args),
-    "time-cells": Stage(_time_cells, "time every cell of one space, both arms back to back, repeated", _space_arg),
-    "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images"),
-    "autoencoder-floor": Stage(_autoencoder_floor, "FID of the autoencoder's test reconstructions (latent floor)"),
-    "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set", _sample_args),
-    "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files"),
+                _sample_args, group="pipeline",
+                example="--config results/default/params.yaml --model flow-pixel-learned --setting euler-2"),
+    "time-cells": Stage(_time_cells, "time every cell of one space, both arms back to back, repeated",
+                _space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
+    "reference-features": Stage(_reference_features, "Inception (and CLIP) features of the real reference images",
+                group="pipeline", example="--config results/default/params.yaml"),
+    "autoencoder-floor": Stage(_autoencoder_floor, "FID of the autoencoder's test reconstructions (latent floor)",
+                group="pipeline", example="--config results/default/params.yaml"),
+    "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set",
+                _sample_args, group="pipeline",
+                example="--config results/default/params.yaml --model flow-pixel-learned --setting euler-2"),
+    "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files",
+                group="pipeline", example="--config results/default/params.yaml"),
     "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",
-                          _compare_args, writes_run=False),
+                _compare_args, writes_run=False, group="study",
+                example="--study std_scale --runs results/ablation-reference results/ablation-std_scale_0.5"),
     "autoencoder-budget-point": Stage(_budget_point, "record a run's autoencoder floor at its step budget",
-                                      _point_args, writes_run=False),
+                _point_args, writes_run=False, group="internal"),
     "autoencoder-budget": Stage(_budget_table, "the autoencoder floor against training steps (table)",
-                                _budget_args, writes_run=False),
-    "scaling": Stage(_scaling, "the scaling study's tables and figures from its finished runs", _scaling_args,
-                     writes_run=False),
+                _budget_args, writes_run=False, group="study",
+                example="--points results/ablations/autoencoder_budget/*.json"),
+    "scaling": Stage(_scaling, "the scaling study's tables and figures from its finished runs",
+                _scaling_args, writes_run=False, group="study",
+                example="--runs results/default results/scaling-pixel-x2-s0 --out results/scaling"),
     "methods": Stage(_methods, "Gaussian baseline, OT-CFM and LeDiFlow side by side from finished runs",
-                     _methods_args, writes_run=False),
+                _methods_args, writes_run=False, group="study",
+                example="--runs results/default results/otcfm-pixel-x1-s0 --out results/methods"),
     "scaling-cost": Stage(_scaling_cost, "estimate the scaling study's hours from the default run's job times",
-                          _scaling_cost_args, writes_run=False),
-    "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table", _dvc_args, writes_run=False),
-    "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)"),
-    "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)"),
+                _scaling_cost_args, writes_run=False, group="study", example="--whole"),
+    "dvc-yaml": Stage(_dvc_yaml, "regenerate dvc.yaml from the path table",
+                _dvc_args, writes_run=False, group="internal"),
+    "interpolate": Stage(_interpolate, "slerp between two images' z and run the learned flow (PNG strip)",
+                group="pipeline", example="--config results/default/params.yaml"),
+    "inpaint": Stage(_inpaint, "fill a masked region with the learned prior and flow (PNG + metrics)",
+                group="pipeline", example="--config results/default/params.yaml"),
     "prior-report": Stage(_prior_report, "measure ||x0 - x1||^2 of the couplings and draw prior samples",
-                          _space_arg),
+                _space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
 }
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (where it has one), and the example kept on its own line."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, [], False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+GROUP_TITLES = {"pipeline": "pipeline stages (each Snakemake rule calls one)",
+                "study": "study tools (tables across finished runs)"}
+
+
+def _epilog(stages: dict[str, Stage]) -> str:
+    """The stages by group; internal helpers are left out of the listing (they still run)."""
+    lines = []
+    for group, title in GROUP_TITLES.items():
+        lines.append(f"{title}:")
+        lines += [f"  {name:<26}{stage.help}" for name, stage in stages.items() if stage.group == group]
+        lines.append("")
+    return "\n".join(lines) + "`lediflow STAGE --help` shows a stage's options, defaults and an example."
 
 
 def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
     from lediflow import __version__
 
-    parser = argparse.ArgumentParser(prog="lediflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lediflow", description=__doc__.splitlines()[0], epilog=_epilog(stages),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lediflow {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, stage in stages.items():
-        sub_parser = sub.add_parser(name, help=stage.help)
+        # no help= here: argparse would list every stage flat; the epilog lists them by group, internal ones not
+        example = f"example:\n  lediflow {name} {stage.example}" if stage.example else None
+        sub_parser = sub.add_parser(name, description=stage.help, epilog=example, formatter_class=_HelpFormatter)
         sub_parser.add_argument("--config", action="append", default=[], metavar="FILE",
                                 help="YAML config; repeat to overlay several (later wins)")
         sub_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",

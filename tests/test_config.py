@@ -107,3 +107,17 @@ def test_the_cli_says_its_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lediflow {__version__}"
+
+
+def test_the_cli_lists_its_stages_by_group_with_examples_and_hides_internal_helpers(capsys):
+    from lediflow.cli import STAGES, build_parser
+
+    help_text = build_parser().format_help()
+    assert "pipeline stages" in help_text and "study tools" in help_text
+    for name, stage in STAGES.items():
+        assert (f"  {name} " in help_text) == (stage.group != "internal"), name
+        if stage.group != "internal":
+            with pytest.raises(SystemExit):
+                main([name, "--help"])
+            text = capsys.readouterr().out
+            assert stage.help in text and f"example:\n  lediflow {name} " in text, name
