@@ -30,7 +30,7 @@ class Stage:
     help: str
     add_args: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
     writes_run: bool = True  # writes under results/<run>/, so a live run with other params refuses it
-    group: str = "pipeline"  # pipeline (a Snakemake rule calls it), study (cross-run tables) or internal (hidden)
+    group: str = "pipeline"  # pipeline (a Snakemake rule calls it), model, study (cross-run tables), internal
     example: str = ""  # the arguments after `lediflow <stage>` of one typical call
 
 
@@ -232,6 +232,25 @@ def _scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/scaling", help="folder for scaling.md/.csv/.tex and figures")
 
 
+def _generate(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.stages.generate import generate, parse_seeds
+
+    done = generate(Path(args.run), args.model, args.setting, parse_seeds(args.seeds), args.batch, args.device,
+                    Path(args.out))
+    print(f"generate: {done['images']} images at NFE {done['nfe']:g} -> {done['png']} and {done['npz']}")
+
+
+def _generate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", default="results/default", metavar="DIR", help="a finished run's folder")
+    parser.add_argument("--model", default="flow-pixel-learned", help="flow-<space>-<prior> of that run")
+    parser.add_argument("--setting", default="euler-2", help="solver cell: euler-4, midpoint-2, dopri5-1e-05, "
+                                                             "prior-mean ...")
+    parser.add_argument("--seeds", default="0-63", help="image indices: ranges and lists, e.g. 0-63 or 0,5,9")
+    parser.add_argument("--batch", type=int, default=64, help="images per batch (the images do not depend on it)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    parser.add_argument("--out", default="generated", metavar="DIR", help="folder for the PNG grid and the .npz")
+
+
 def _methods(params: Params, args: argparse.Namespace) -> None:
     from lediflow.methods import write
 
@@ -312,6 +331,9 @@ STAGES: dict[str, Stage] = {
     "score": Stage(_score, "FID, KID, mmd_inception and CMMD of one sample set",
                 _sample_args, group="pipeline",
                 example="--config results/default/params.yaml --model flow-pixel-learned --setting euler-2"),
+    "generate": Stage(_generate, "draw images from a finished run's trained model (PNG grid and .npz)",
+                _generate_args, writes_run=False, group="model",
+                example="--run results/default --model flow-pixel-learned --setting euler-2 --seeds 0-63"),
     "tables": Stage(_tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files",
                 group="pipeline", example="--config results/default/params.yaml"),
     "compare-runs": Stage(_compare_runs, "one ablation table across finished runs (results/<run> per arm)",
@@ -352,6 +374,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 GROUP_TITLES = {"pipeline": "pipeline stages (each Snakemake rule calls one)",
+                "model": "using a trained model",
                 "study": "study tools (tables across finished runs)"}
 
 

@@ -1,0 +1,58 @@
+"""lediflow generate: images from a run's trained model, outside the run layout's sample cells."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lediflow import config
+from lediflow.checkpoint import save_model
+from lediflow.errors import LediflowError
+from lediflow.models.dit import build_dit
+from lediflow.stages.generate import generate, parse_seeds
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def toy_run(tmp_path: Path) -> Path:
+    """A run folder with one Gaussian pixel flow (random dit-xs weights at 16x16, one channel)."""
+    params = config.load_params([REPO / "configs/smoke.yaml"], [
+        "run.name=toy", f"run.results_dir={tmp_path}", "data.resolution=16", "data.channels=1",
+        "flow.spaces=[pixel]", "flow.priors=[gaussian]", "flow.patch_size=4"])
+    run = tmp_path / "toy"
+    (run / "models" / "flow-pixel-gaussian").mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    torch.manual_seed(0)
+    model = build_dit(params["flow"]["model"], 16, 1, 4)
+    save_model(run / "models" / "flow-pixel-gaussian", "dit", model, model.state_dict())
+    return run
+
+
+def test_images_do_not_depend_on_the_batch_and_land_as_png_and_npz(toy_run: Path, tmp_path: Path):
+    one = generate(toy_run, "flow-pixel-gaussian", "euler-2", list(range(6)), 6, "cpu", tmp_path / "a", False)
+    two = generate(toy_run, "flow-pixel-gaussian", "euler-2", list(range(6)), 4, "cpu", tmp_path / "b", False)
+    a, b = np.load(one["npz"]), np.load(two["npz"])
+    assert a["images"].shape == (6, 1, 16, 16) and a["images"].dtype == np.uint8 and one["nfe"] == 2
+    assert np.array_equal(a["images"], b["images"]) and list(a["seeds"]) == list(range(6))
+    assert Path(one["png"]).is_file()
+    # image 3 alone is image 3 of the batch: per-image seeds
+    three = generate(toy_run, "flow-pixel-gaussian", "euler-2", [3], 1, "cpu", tmp_path / "c", False)
+    assert np.array_equal(np.load(three["npz"])["images"][0], a["images"][3])
+
+
+def test_seeds_and_bad_requests_are_one_line(tmp_path: Path):
+    assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
+    with pytest.raises(LediflowError, match="e.g. 0-63"):
+        parse_seeds("a-b")
+    fresh = tmp_path / "smoke"  # what a fresh clone holds of a run: its params, no weights (those are DVC's)
+    fresh.mkdir()
+    (fresh / "params.yaml").write_text((REPO / "results/smoke/params.yaml").read_text())
+    done = subprocess.run([sys.executable, "-m", "lediflow.cli", "generate", "--run", str(fresh),
+                           "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode != 0 and "holds no trained weights" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
