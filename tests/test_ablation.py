@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from lediflow import artifacts
 from lediflow.ablation import compare_runs, differing_keys, load_studies
 from lediflow.cli import main
 from lediflow.config import load_params
@@ -34,7 +35,7 @@ def fake_run(root: Path, name: str, std_scale: float, fids: dict[str, float], pa
                               "seconds_per_image": {"total": 0.01, "prior": 0.001, "flow": 0.009, "decode": 0.0}}}
         path = run / "scores" / "flow-pixel-learned" / f"{setting}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(score))
+        artifacts.write_sealed_json(path, score)
     report = run / "prior_report" / "pixel" / "report.json"
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"mse_paired_x0": paired, "gaussian_over_paired": 1.75 / paired}))
@@ -113,7 +114,7 @@ def test_a_prior_only_study_compares_the_zero_step_cells_and_the_sampler(tmp_pat
                                   "nfe": 0, "latent_sampler_nfe": 64, "seconds_per_image": {"total": 0.001}}}
             path = run / "scores" / "flow-pixel-learned" / f"{setting}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(score))
+            artifacts.write_sealed_json(path, score)
         report = run / "prior_report" / "pixel" / "report.json"
         report.parent.mkdir(parents=True)
         report.write_text(json.dumps({"mse_paired_x0": 0.2, "gaussian_over_paired": 8.0, "sampler_fid": sampler_fid}))
@@ -155,7 +156,7 @@ def _gaussian_run(root: Path, name: str, patch: int, fids: dict[str, float], sec
                               "nfe": steps, "latent_sampler_nfe": 0, "seconds_per_image": {"total": 0.01}}}
         path = run / "scores" / "flow-pixel-gaussian" / f"{setting}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(score))
+        artifacts.write_sealed_json(path, score)
     return run
 
 

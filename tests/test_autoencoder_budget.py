@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lediflow import paths
+from lediflow import artifacts, paths
 from lediflow.autoencoder_budget import point, write_table
 from lediflow.cli import main
 from lediflow.config import load_params
@@ -27,7 +27,7 @@ def _run_at(tmp_path: Path, steps: int, floor_fid: float, trained: int | None = 
                        (paths.autoencoder_dir(params) / "manifest.json",
                         {"training": {"step": trained or steps, "samples_seen": 64 * steps, "train_seconds": steps}})):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(body))
+        artifacts.write_sealed_json(path, body)
     return params
 
 
