@@ -122,3 +122,15 @@ def test_committed_scaling_tables_regenerate_byte_identically(tmp_path: Path):
                  "scaling_cells.tex", "scaling_runs.csv", "scaling_summary.csv",
                  "scaling_steps.md", "scaling_steps.csv", "scaling_steps.tex"):
         assert (out / name).read_bytes() == (REPO / "results/scaling" / name).read_bytes(), name
+
+
+def test_committed_methods_tables_regenerate_byte_identically(tmp_path: Path):
+    runs = ["default", "otcfm-pixel-x1-s0"]
+    if "results/methods/methods.md" not in _git_files("results/methods"):
+        pytest.skip("no methods table committed yet")
+    folders = [str(_clone_results(tmp_path, run)) for run in runs]
+    out = tmp_path / "methods"
+    made = _lediflow("methods", "--runs", *folders, "--out", str(out))
+    assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
+    for name in ("methods.md", "methods.csv", "methods.tex", "methods_best.md", "methods_best.csv"):
+        assert (out / name).read_bytes() == (REPO / "results/methods" / name).read_bytes(), name
