@@ -8,6 +8,7 @@ order over the schema defaults (as Snakemake merges --configfile), then the
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,12 @@ from lediflow.paths import check_cell
 
 StageFn = Callable[[Params, argparse.Namespace], None]
 DEBUG_ENV = "LEDIFLOW_TRACEBACK"
+# errors of the machine a user can act on, and what to do about each
+ENVIRONMENT_ERRNOS = {errno.EACCES: "give this user write access there or choose another run.results_dir",
+                      errno.EPERM: "give this user write access there or choose another run.results_dir",
+                      errno.EROFS: "the file system is read-only; choose another run.results_dir",
+                      errno.ENOSPC: "the disk is full; free space (old runs' samples, ~/.cache) and run again",
+                      errno.EDQUOT: "the disk quota is used up; free space and run again"}
 
 
 @dataclass(frozen=True)
@@ -423,8 +430,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lediflow: interrupted; no partial artifact was kept", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        # the machine, not lediflow: a read-only folder, a full disk, a missing permission (exit 74, EX_IOERR)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"lediflow: error: cannot use{where}: {exc.strerror}; {ENVIRONMENT_ERRNOS[exc.errno]}", file=sys.stderr)
+        return 74
     except Exception as exc:  # a defect, not a user error: one line here, the traceback on request
-        if os.environ.get(DEBUG_ENV):
+        if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
             traceback.print_exc()
         first = (str(exc).splitlines() or [""])[0][:200]
         print(f"lediflow: internal error in {args.stage}: {type(exc).__name__}: {first} (rerun with {DEBUG_ENV}=1 "

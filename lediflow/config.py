@@ -14,6 +14,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
+from collections.abc import Hashable
 from typing import Any, Iterable, Iterator
 
 import jsonschema
@@ -48,6 +49,8 @@ def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(None, None, "found unhashable key", key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
@@ -73,10 +76,14 @@ def read_yaml(path: str | Path) -> Params:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass an existing YAML file with --config")
     try:
-        data = load_yaml_text(path.read_text())
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         where = f" line {mark.line + 1}" if mark else ""
+        if "unhashable" in str(exc.problem):
+            raise ConfigError(f"config file {path}{where}: a key is a list or mapping; keys are plain names") from None
         raise ConfigError(f"config file {path}{where}: {exc.problem}; keep one of them") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

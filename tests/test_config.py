@@ -121,3 +121,45 @@ def test_the_cli_lists_its_stages_by_group_with_examples_and_hides_internal_help
                 main([name, "--help"])
             text = capsys.readouterr().out
             assert stage.help in text and f"example:\n  lediflow {name} " in text, name
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"data:\n  [a, b]: 1\n", "line 2: a key is a list or mapping"),
+    (b"data:\n  resolution: 32 \xff\xfe\n", "is not UTF-8 text"),
+])
+def test_config_files_a_user_can_break_are_refused_in_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text)
+    assert main(["show-params", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_environment_errors_name_the_file_and_the_fix_not_a_bug(monkeypatch, capsys):
+    import errno
+
+    from lediflow import cli
+
+    def full_disk(params, args):
+        raise OSError(errno.ENOSPC, "No space left on device", "results/x/data/train.npy")
+
+    monkeypatch.setitem(cli.STAGES, "prepare-data", cli.Stage(full_disk, "test", writes_run=False))
+    assert main(["prepare-data"]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lediflow: error: cannot use results/x/data/train.npy: No space left on device; the disk is full; "
+                   "free space (old runs' samples, ~/.cache) and run again"]
+
+
+def test_the_traceback_switch_set_to_zero_means_off(monkeypatch, capsys):
+    from lediflow import cli
+
+    def broken(params, args):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setitem(cli.STAGES, "prepare-data", cli.Stage(broken, "test", writes_run=False))
+    monkeypatch.setenv(cli.DEBUG_ENV, "0")
+    assert main(["prepare-data"]) == 70
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    assert main(["prepare-data"]) == 70
+    assert "Traceback" in capsys.readouterr().err
