@@ -407,7 +407,8 @@ def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
         example = f"example:\n  lediflow {name} {stage.example}" if stage.example else None
         sub_parser = sub.add_parser(name, description=stage.help, epilog=example, formatter_class=_HelpFormatter)
         sub_parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                                help="YAML config; repeat to overlay several (later wins)")
+                                help="YAML config; repeat to overlay several (later wins); without it, "
+                                     "./params.yaml where it exists")
         sub_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
                                 help="override one key, e.g. --set data.resolution=64")
         stage.add_args(sub_parser)
@@ -418,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stage = STAGES[args.stage]
     try:
-        params = load_params(args.config, args.sets)
+        # no --config: ./params.yaml where there is one, as snakemake and dvc read it (else the schema's defaults)
+        configs = args.config or (["params.yaml"] if Path("params.yaml").is_file() else [])
+        params = load_params(configs, args.sets)
         if stage.writes_run:
             from lediflow.runlock import refuse_if_changed
 

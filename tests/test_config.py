@@ -163,3 +163,13 @@ def test_the_traceback_switch_set_to_zero_means_off(monkeypatch, capsys):
     monkeypatch.setenv(cli.DEBUG_ENV, "1")
     assert main(["prepare-data"]) == 70
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_stage_without_config_reads_the_params_yaml_of_its_folder(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("run:\n  name: mine\nprior:\n  channels: [8, 16]\n")
+    assert main(["show-params"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run"]["name"] == "mine" and shown["prior"]["channels"] == [8, 16]
