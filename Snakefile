@@ -2,8 +2,8 @@
 # validation, rule files, and the final targets.
 #   snakemake --cores all                                  # params.yaml
 #   snakemake --cores all --configfile configs/smoke.yaml  # CI smoke run
-from lediflow import runlock
-from lediflow.workflow import resolve_config
+from lediflow.pipeline import runlock
+from lediflow.pipeline.workflow import resolve_config
 
 configfile: "params.yaml"
 

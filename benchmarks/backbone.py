@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from lediflow.config import load_params  # noqa: E402
-from lediflow.models.dit import build_dit  # noqa: E402
+from lediflow.pipeline.config import load_params  # noqa: E402
+from lediflow.method.networks.dit import build_dit  # noqa: E402
 from bare import bare_step  # noqa: E402
 
 STUDY_DIR = ROOT / "configs" / "backbone"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lediflow.flow import flow_matching_loss
+from lediflow.method.flow_matching import flow_matching_loss
 
 
 def bare_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x1: torch.Tensor, gen: torch.Generator) -> None:

@@ -1,4 +1,4 @@
-"""Point FID of torch-fidelity (nonsymmetric eigvals) against lediflow.metrics.fid, on cached real features.
+"""Point FID of torch-fidelity (nonsymmetric eigvals) against lediflow.analysis.metrics.fid, on cached real features.
 
     python benchmarks/fid_agreement.py [--features ~/.cache/lediflow/features]
 
@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lediflow.metrics.fid import fid_from_features  # noqa: E402
+from lediflow.analysis.metrics.fid import fid_from_features  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scorer import fid_torch_fidelity  # noqa: E402

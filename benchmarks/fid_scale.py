@@ -18,12 +18,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lediflow.config import load_params  # noqa: E402
-from lediflow.data import cache_dir, load_split  # noqa: E402
-from lediflow.metrics.inception import InceptionFeatures, resolve_weights  # noqa: E402
-from lediflow.metrics.fid import fid_from_features  # noqa: E402
-from lediflow.metrics.mmd import cmmd_from_embeddings, kid_from_features  # noqa: E402
-from lediflow.paths import data_dir  # noqa: E402
+from lediflow.pipeline.config import load_params  # noqa: E402
+from lediflow.pipeline.data import cache_dir, load_split  # noqa: E402
+from lediflow.analysis.metrics.inception import InceptionFeatures, resolve_weights  # noqa: E402
+from lediflow.analysis.metrics.fid import fid_from_features  # noqa: E402
+from lediflow.analysis.metrics.mmd import cmmd_from_embeddings, kid_from_features  # noqa: E402
+from lediflow.pipeline.paths import data_dir  # noqa: E402
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ from typing import Iterator
 
 import torch
 
-from lediflow.errors import LediflowError
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time
-from lediflow.models.dit import build_dit
-from lediflow.numerics import Numerics
-from lediflow.sample import sample_batch
-from lediflow.train import TrainConfig, Trainer
+from lediflow.core.errors import LediflowError
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time
+from lediflow.method.networks.dit import build_dit
+from lediflow.method.numerics import Numerics
+from lediflow.method.sampling import sample_batch
+from lediflow.method.trainer import TrainConfig, Trainer
 
 CUDA = torch.device("cuda")
 GEOMETRIES = {"pixel 256x256x3 /16": (256, 3, 16), "latent 32x32x4 /2": (32, 4, 2)}
@@ -88,7 +88,7 @@ def _sample_ms(res: int, ch: int, patch: int, numerics: Numerics) -> float:
 
 
 def _inception_per_s() -> float:
-    from lediflow.metrics.inception import InceptionFeatures, resolve_weights
+    from lediflow.analysis.metrics.inception import InceptionFeatures, resolve_weights
 
     net = InceptionFeatures(resolve_weights(None, Path.home() / ".cache" / "lediflow"), CUDA)
     images = torch.randint(0, 256, (1000, 3, 256, 256), dtype=torch.uint8).numpy()

@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lediflow import seeding  # noqa: E402
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
-from lediflow.loader import PrefetchedImages  # noqa: E402
-from lediflow.models.dit import build_dit  # noqa: E402
-from lediflow.runtime import ImageSource  # noqa: E402
+from lediflow.method import seeding  # noqa: E402
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
+from lediflow.pipeline.loader import PrefetchedImages  # noqa: E402
+from lediflow.method.networks.dit import build_dit  # noqa: E402
+from lediflow.pipeline.sources import ImageSource  # noqa: E402
 
 RES, BATCH, COUNT = 256, 16, 512  # 512 x 196 KiB = 96 MiB memory-mapped, never read into RAM
 CPU = torch.device("cpu")

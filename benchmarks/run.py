@@ -11,7 +11,7 @@
 - scorer_ratio (benchmarks/scorer.py): Inception img/s in channels_last, as the score stage runs
   it, over the default memory layout; same features to float noise (tests/test_metrics.py).
 - fid_ratio[n] (benchmarks/scorer.py): seconds of torch-fidelity's point FID (nonsymmetric eigvals of the
-  2048 x 2048 product) over lediflow.metrics.fid's symmetric form, at the default and smoke sample counts;
+  2048 x 2048 product) over lediflow.analysis.metrics.fid's symmetric form, at the default and smoke sample counts;
   same value to 1e-6 (tests/test_metrics.py).
 - loader_ratio (benchmarks/loader.py): s/step of a 256x256 DiT step on a cached batch over s/step
   reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
-from lediflow.models.dit import build_dit  # noqa: E402
-from lediflow.sample import sample_batch  # noqa: E402
-from lediflow.train import TrainConfig, Trainer  # noqa: E402
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
+from lediflow.method.networks.dit import build_dit  # noqa: E402
+from lediflow.method.sampling import sample_batch  # noqa: E402
+from lediflow.method.trainer import TrainConfig, Trainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bare import bare_step  # noqa: E402

@@ -1,5 +1,5 @@
 """Scorer throughput: Inception img/s in channels_last (what the score stage uses) over the default layout,
-and the point FID's time through torch-fidelity's nonsymmetric eigvals over lediflow.metrics.fid's eigvalsh.
+and the point FID's time through torch-fidelity's nonsymmetric eigvals over lediflow.analysis.metrics.fid's eigvalsh.
 
 Both layouts run the same torch-fidelity extractor with the same weights on the same 200 Fashion-MNIST
 training images (random images when the dataset package is absent), interleaved, median of the repeats.
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
-from lediflow.metrics.fid import fid_from_features
-from lediflow.metrics.inception import InceptionFeatures, resolve_weights
+from lediflow.analysis.metrics.fid import fid_from_features
+from lediflow.analysis.metrics.inception import InceptionFeatures, resolve_weights
 
 COUNT, BATCH = 200, 50
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")

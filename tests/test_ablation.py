@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from lediflow import artifacts
-from lediflow.ablation import compare_runs, differing_keys, load_studies
+from lediflow.core import artifacts
+from lediflow.studies.ablations import compare_runs, differing_keys, load_studies
 from lediflow.cli import main
-from lediflow.config import load_params
-from lediflow.errors import LediflowError
+from lediflow.pipeline.config import load_params
+from lediflow.core.errors import LediflowError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,7 +180,7 @@ def test_a_flow_only_study_reports_each_arms_training_compute_and_best_cell(tmp_
 def test_training_compute_commits_the_record_so_a_fresh_clone_reports_the_same_seconds(tmp_path: Path):
     import shutil
 
-    from lediflow.ablation import training_compute
+    from lediflow.studies.ablations import training_compute
 
     run = _gaussian_run(tmp_path, "ablation-p4", 4, {"euler-8": 110.0}, 1000.0)
     assert training_compute(run) == {"flow_steps": 1100, "flow_train_seconds": 1000.0}  # from the manifest

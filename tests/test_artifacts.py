@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lediflow import artifacts
+from lediflow.core import artifacts
 
 
 def test_atomic_path_keeps_nothing_on_failure(tmp_path: Path):
@@ -52,7 +52,7 @@ def test_sigkill_mid_write_leaves_no_finished_looking_file(tmp_path: Path):
     target = tmp_path / "big.bin"
     script = (
         "import sys, time\n"
-        "from lediflow.artifacts import atomic_path\n"
+        "from lediflow.core.artifacts import atomic_path\n"
         "with atomic_path(sys.argv[1]) as tmp:\n"
         "    with open(tmp, 'wb') as f:\n"
         "        f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(60)\n"
@@ -77,7 +77,7 @@ def test_manifest_hashes_and_detects_change(tmp_path: Path):
 
 
 def test_every_manifest_names_the_code_that_made_it(tmp_path: Path):
-    from lediflow import provenance
+    from lediflow.core import provenance
 
     (tmp_path / "a.txt").write_text("x")
     manifest = artifacts.write_manifest(tmp_path, "test", {})

@@ -8,11 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lediflow import artifacts, paths
-from lediflow.autoencoder_budget import point, write_table
+from lediflow.core import artifacts
+
+from lediflow.pipeline import paths
+from lediflow.studies.autoencoder_budget import point, write_table
 from lediflow.cli import main
-from lediflow.config import load_params
-from lediflow.errors import LediflowError
+from lediflow.pipeline.config import load_params
+from lediflow.core.errors import LediflowError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lediflow import config
+from lediflow.pipeline import config
 from lediflow.cli import main
-from lediflow.errors import ConfigError
+from lediflow.core.errors import ConfigError
 
 
 def test_defaults_fill_every_section():

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lediflow import artifacts, config
+from lediflow.core import artifacts
+
+from lediflow.pipeline import config
 import hashlib
 
-from lediflow.data import fashion_mnist, image_folder, prepare
-from lediflow.data.download import DownloadError, download
-from lediflow.errors import LediflowError
+from lediflow.pipeline.data import fashion_mnist, image_folder, prepare
+from lediflow.pipeline.data.download import DownloadError, download
+from lediflow.core.errors import LediflowError
 
 needs_debian = pytest.mark.skipif(
     not fashion_mnist.DEBIAN_DIR.is_dir(),

@@ -16,12 +16,16 @@ import pytest
 import torch
 import yaml
 
-from lediflow import artifacts, cli, runlock
-from lediflow.checkpoint import load_tensors, save_tensors
-from lediflow.config import load_params
-from lediflow.data import load_split
-from lediflow.errors import ConfigError, LediflowError
-from lediflow.workflow import coerce_overrides
+from lediflow.core import artifacts
+
+from lediflow import cli
+
+from lediflow.pipeline import runlock
+from lediflow.method.checkpoint import load_tensors, save_tensors
+from lediflow.pipeline.config import load_params
+from lediflow.pipeline.data import load_split
+from lediflow.core.errors import ConfigError, LediflowError
+from lediflow.pipeline.workflow import coerce_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,10 +78,22 @@ def test_an_intact_artifact_loads_and_a_missing_one_names_its_stage(tmp_path: Pa
 def test_a_damaged_safetensors_is_one_line(tmp_path: Path):
     path = tmp_path / "model" / "model.safetensors"
     save_tensors(path, {"w": torch.ones(64, 64)})
-    path.write_bytes(path.read_bytes()[:200])  # no manifest: the loader itself finds it unreadable
+    path.write_bytes(path.read_bytes()[:200])  # a file no manifest records (a user's): the loader finds it unreadable
     with pytest.raises(LediflowError, match="model.safetensors is damaged .not a readable safetensors file"):
-        load_tensors(path)
+        load_tensors(path, required=False)
     assert (path.parent / "model.safetensors.damaged").is_file()
+
+
+def test_a_model_file_whose_manifest_was_deleted_counts_as_damaged(tmp_path: Path):
+    """A deleted manifest must not turn verification off: the weights are set aside for a rebuild."""
+    path = tmp_path / "model" / "model.safetensors"
+    save_tensors(path, {"w": torch.ones(8, 8)})
+    artifacts.write_manifest(path.parent, "test", {})
+    assert torch.equal(load_tensors(path)["w"], torch.ones(8, 8))
+    (path.parent / artifacts.MANIFEST).unlink()
+    with pytest.raises(LediflowError, match="no manifest.json beside it"):
+        load_tensors(path)
+    assert (path.parent / "model.safetensors.damaged").is_file() and not path.exists()
 
 
 @pytest.mark.parametrize("target", ["score", "manifest"])
@@ -192,7 +208,8 @@ def test_a_live_run_refuses_other_params_and_accepts_its_own(live_holder: Path, 
     (live_holder / "params.yaml").write_text(runlock.params_text(params))
     runlock.refuse_if_changed(params, "x")  # the same params: allowed (its own jobs run exactly this)
     other = load_params([smoke_args[1], smoke_args[3]], ["sample.num_samples=16"])
-    with pytest.raises(ConfigError, match=r"is being run by Snakemake \(pid \d+\) with other params; x would"):
+    with pytest.raises(ConfigError, match=r"is being run by Snakemake \(pid \d+\) with other params "
+                                          r"\(sample\.num_samples: \d+ there, 16 here\); x would"):
         runlock.refuse_if_changed(other, "x")
     os.environ[runlock.TOKEN_ENV] = "t"  # a job of the holder itself
     try:
@@ -212,3 +229,46 @@ def test_a_stale_lock_of_a_killed_run_is_ignored(tmp_path: Path, smoke_args: lis
     (folder / runlock.LOCK_NAME).write_text(json.dumps({"pid": proc.pid, "host": socket.gethostname()}))
     assert runlock.holder(folder) is None
     runlock.refuse_if_changed(load_params([smoke_args[1], smoke_args[3]], ["sample.num_samples=16"]), "x")
+
+
+def test_the_run_lock_compares_resolved_values_not_yaml_text(live_holder: Path, smoke_args: list[str]):
+    params = load_params([smoke_args[1], smoke_args[3]])
+    # the same values written in another key order (as another route to the same config may give them)
+    (live_holder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=True))
+    assert (live_holder / "params.yaml").read_text() != runlock.params_text(params)
+    runlock.refuse_if_changed(params, "x")
+
+
+def test_another_projects_snakemake_with_a_reused_pid_holds_nothing(tmp_path: Path, smoke_args: list[str]):
+    """A stale lock whose pid now belongs to a Snakemake working in another folder is ignored."""
+    elsewhere = tmp_path / "other-project"
+    elsewhere.mkdir()
+    proc = subprocess.Popen(["snakemake-stand-in", "60"], executable="/bin/sleep", cwd=elsewhere)
+    try:
+        folder = tmp_path / "results" / "smoke"
+        folder.mkdir(parents=True)
+        (folder / runlock.LOCK_NAME).write_text(json.dumps({"pid": proc.pid, "host": socket.gethostname(),
+                                                            "token": "t", "cwd": str(REPO)}))
+        assert runlock.holder(folder) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_direct_stage_call_with_other_params_cannot_write_into_a_run(tmp_path: Path, smoke_args: list[str]):
+    """A finished run's artifacts are never re-made with other params by a direct call (the next snakemake would
+    publish them under the run's params.yaml): refused in one line naming the key; another run.name is free."""
+    params = load_params([smoke_args[1], smoke_args[3]])
+    folder = tmp_path / "results" / "smoke"
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(runlock.params_text(params))
+    result = lediflow("prepare-data", *smoke_args, "--set", "flow.train.lr=0.003")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "(flow.train.lr:" in result.stderr and ", 0.003 here)" in result.stderr, result.stderr
+    assert "--set run.name=" in result.stderr, result.stderr
+    assert not (folder / "data").exists()
+    same = lediflow("show-params", *smoke_args)  # reads only
+    assert same.returncode == 0
+    other = lediflow("prepare-data", *smoke_args, "--set", "flow.train.lr=0.003", "--set", "run.name=smoke-lr")
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / "results" / "smoke-lr" / "data" / "train.npy").is_file() and not (folder / "data").exists()

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lediflow.config import load_params
-from lediflow.flow_budget import flow_model_config, flow_steps, train_section
-from lediflow.models.dit import build_dit
-from lediflow.train import TrainConfig, Trainer
+from lediflow.pipeline.config import load_params
+from lediflow.pipeline.budget import flow_model_config, flow_steps, train_section
+from lediflow.method.networks.dit import build_dit
+from lediflow.method.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture

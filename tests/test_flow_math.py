@@ -2,9 +2,9 @@
 
 import torch
 
-from lediflow import flow, prior
-from lediflow.models.auxiliary import AuxiliaryModel
-from lediflow.models.dit import build_dit
+from lediflow.method import flow_matching as flow, prior_loss as prior
+from lediflow.method.networks.auxiliary import AuxiliaryModel
+from lediflow.method.networks.dit import build_dit
 
 
 def _gen(seed=0):

@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from lediflow import config
-from lediflow.checkpoint import save_model
-from lediflow.errors import LediflowError
-from lediflow.models.dit import build_dit
-from lediflow.stages.generate import generate, parse_seeds
+from lediflow.pipeline import config
+from lediflow.method.checkpoint import save_model
+from lediflow.core.errors import LediflowError
+from lediflow.method.networks.dit import build_dit
+from lediflow.pipeline.stages.generate import generate, parse_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 

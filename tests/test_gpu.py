@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time
-from lediflow.models.dit import build_dit
-from lediflow.numerics import Numerics
-from lediflow.sample import sample_batch
-from lediflow.train import TrainConfig, Trainer
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time
+from lediflow.method.networks.dit import build_dit
+from lediflow.method.numerics import Numerics
+from lediflow.method.sampling import sample_batch
+from lediflow.method.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 REPO = Path(__file__).resolve().parents[1]

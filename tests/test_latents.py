@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from lediflow import config, paths
-from lediflow.autoencoder import LatentCodec, build_vae, load_pretrained
-from lediflow.data import prepare
-from lediflow.errors import LediflowError
-from lediflow.runtime import ImageSource
-from lediflow.stages.latents import encode_latents, train_autoencoder
+from lediflow.pipeline import config, paths
+from lediflow.method.autoencoder import LatentCodec, build_vae, load_pretrained
+from lediflow.pipeline.data import prepare
+from lediflow.core.errors import LediflowError
+from lediflow.pipeline.sources import ImageSource
+from lediflow.pipeline.stages.latents import encode_latents, train_autoencoder
 
 TINY = {"block_out_channels": [8, 16], "latent_channels": 2, "layers_per_block": 1, "norm_num_groups": 4}
 
@@ -73,8 +73,8 @@ def test_trained_autoencoder_round_trips_and_latents_are_stored_exactly(tmp_path
 
 
 def test_training_stages_start_from_the_same_weights_every_run(tmp_path: Path, image_tree: Path):
-    from lediflow import artifacts
-    from lediflow.stages.prior import train_prior
+    from lediflow.core import artifacts
+    from lediflow.pipeline.stages.prior import train_prior
 
     hashes = []
     for name in ("a", "b"):
@@ -88,7 +88,7 @@ def test_training_stages_start_from_the_same_weights_every_run(tmp_path: Path, i
 
 
 def test_train_scale_lengthens_every_trained_network_together(tmp_path: Path, image_tree: Path):
-    from lediflow.stages.prior import train_latent_sampler, train_prior
+    from lediflow.pipeline.stages.prior import train_latent_sampler, train_prior
 
     params = _params(tmp_path, image_tree, "run.train_scale=1.5", "autoencoder.train.steps=2",
                      "prior.channels=[4, 8]", "prior.z_dim=4", "prior.train.steps=2", "prior.train.batch_size=4",

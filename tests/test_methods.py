@@ -1,4 +1,4 @@
-"""Gaussian baseline, OT-CFM and LeDiFlow side by side (lediflow/methods.py, workflow/methods.smk)."""
+"""Gaussian baseline, OT-CFM and LeDiFlow side by side (lediflow/studies/methods.py, workflow/methods.smk)."""
 
 import math
 import shutil
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lediflow import methods
+from lediflow.studies import methods
 
 REPO = Path(__file__).resolve().parents[1]
 

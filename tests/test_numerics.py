@@ -7,14 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lediflow import seeding
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time
-from lediflow.loader import PrefetchedImages
-from lediflow.models.dit import build_dit
-from lediflow.numerics import AutocastVelocity, Numerics
-from lediflow.runtime import ImageSource, to_model_range
-from lediflow.sample import sample_batch
-from lediflow.train import TrainConfig, Trainer
+from lediflow.method import seeding
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time
+from lediflow.pipeline.loader import PrefetchedImages
+from lediflow.method.networks.dit import build_dit
+from lediflow.method.numerics import AutocastVelocity, Numerics
+from lediflow.pipeline.sources import ImageSource
+from lediflow.method.device import to_model_range
+from lediflow.method.sampling import sample_batch
+from lediflow.method.trainer import TrainConfig, Trainer
 
 CPU = torch.device("cpu")
 

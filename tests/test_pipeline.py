@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from lediflow import artifacts, runlock
+from lediflow.core import artifacts
+
+from lediflow.pipeline import runlock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -289,7 +291,7 @@ def test_ablation_workflow_plans_every_arm_once_and_a_table_per_study():
 @pytest.mark.slow
 def test_ablation_workflow_runs_two_smoke_arms_into_one_table(tmp_path: Path):
     """The ablation workflow end to end on toy arms: each arm is a real run, the table lines them up."""
-    from lediflow.config import deep_merge
+    from lediflow.pipeline.config import deep_merge
 
     smoke = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
     budget = deep_merge(smoke, {"run": {"results_dir": str(tmp_path / "results")},

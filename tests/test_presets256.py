@@ -22,8 +22,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from lediflow.ablation import flatten
-from lediflow.config import load_params
+from lediflow.studies.ablations import flatten
+from lediflow.pipeline.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "tests/presets/tiny256.yaml"
@@ -93,7 +93,7 @@ def test_the_sd_vae_configuration_loads_and_maps_256_to_32x32x4(sd_vae: Path):
     """What the DAG test's narrow stand-in leaves out: the SD VAE's own size, through the pretrained loader."""
     import torch
 
-    from lediflow.autoencoder import latent_shape, load_pretrained
+    from lediflow.method.autoencoder import latent_shape, load_pretrained
 
     vae = load_pretrained(str(sd_vae), None, torch.device("cpu"))
     assert sum(p.numel() for p in vae.parameters()) > 80e6  # the SD VAE, not a stand-in

@@ -5,17 +5,19 @@ import math
 import pytest
 import torch
 
-from lediflow import flow, paths, seeding
-from lediflow.config import load_params
-from lediflow.editing import euler_inpaint, mask_for, slerp
-from lediflow.errors import ConfigError
-from lediflow.learned_prior import LearnedPrior, sample_generators
-from lediflow.models.auxiliary import AuxiliaryModel
-from lediflow.models.dit import build_dit
-from lediflow.models.latent_mlp import LatentVelocityMLP
-from lediflow.runtime import to_uint8
-from lediflow.sample import sample_batch
-from lediflow.solvers import EVALS_PER_STEP, solve
+from lediflow.method import flow_matching as flow, seeding
+
+from lediflow.pipeline import paths
+from lediflow.pipeline.config import load_params
+from lediflow.method.editing import euler_inpaint, mask_for, slerp
+from lediflow.core.errors import ConfigError
+from lediflow.method.learned_prior import LearnedPrior, sample_generators
+from lediflow.method.networks.auxiliary import AuxiliaryModel
+from lediflow.method.networks.dit import build_dit
+from lediflow.method.networks.latent_mlp import LatentVelocityMLP
+from lediflow.method.device import to_uint8
+from lediflow.method.sampling import sample_batch
+from lediflow.method.solvers import EVALS_PER_STEP, solve
 
 
 def _cos_velocity(x, t):
@@ -202,7 +204,7 @@ def test_zero_step_cells_are_the_prior_alone_at_nfe_0():
 
 
 def test_latent_sampler_standardisation_round_trips_and_matches_the_aggregate_posterior():
-    from lediflow.stages.prior import aggregate_statistics
+    from lediflow.pipeline.stages.prior import aggregate_statistics
 
     gen = torch.Generator().manual_seed(0)
     mu = 3.0 + 2.0 * torch.randn(4000, 8, generator=gen, dtype=torch.float64)
@@ -217,7 +219,7 @@ def test_latent_sampler_standardisation_round_trips_and_matches_the_aggregate_po
     standard = sampler.to_standard(z)
     assert standard.mean().abs() < 0.05 and (standard.std() - 1).abs() < 0.05
     # The statistics travel with the weights (buffers), and an old sampler without them still loads.
-    from lediflow.checkpoint import build_model
+    from lediflow.method.checkpoint import build_model
 
     rebuilt = build_model("latent_mlp", sampler.arch).double()
     rebuilt.load_state_dict(sampler.state_dict())

@@ -13,10 +13,11 @@ import pytest
 import yaml
 from scipy import stats
 
-from lediflow.errors import LediflowError
-from lediflow.scaling import arms, load_spec, summarise
-from lediflow.scaling_steps import budget_pairs, steps
-from lediflow.tables import Z95
+from lediflow.core.errors import LediflowError
+from lediflow.studies.scaling import arms, load_spec
+from lediflow.studies.scaling_summary import summarise
+from lediflow.studies.scaling_steps import budget_pairs, steps
+from lediflow.analysis.tables import Z95
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +113,8 @@ def test_seeds_whose_speedup_the_grid_bounds_report_a_bound_on_their_mean_not_an
 
 
 def test_holm_keeps_the_family_wise_error_and_the_table_says_which_marks_survive():
-    from lediflow.scaling import display, holm
+    from lediflow.analysis.significance import holm
+    from lediflow.studies.scaling_summary import display
 
     assert holm([0.01, 0.02, 0.03, 0.5]) == [True, False, False, False]  # 0.02 > 0.05 / 3 stops the steps
     assert holm([0.001, 0.01, 0.02]) == [True, True, True]
@@ -153,7 +155,7 @@ def test_budgets_are_compared_within_each_seed_and_an_agreement_by_luck_keeps_th
 
 
 def test_the_dopri5_ratio_is_the_tightest_tolerance_both_flows_solved():
-    from lediflow.scaling import _dopri5_ratio
+    from lediflow.studies.scaling_summary import _dopri5_ratio
 
     cells = [{"space": "pixel", "prior": p, "solver": "euler", "steps": 1, "tol": None, "nfe": 1.0,
               "ms_per_image": 1.0, "fid": f, "fid_se": 1.0, "kid_mean": 0.1, "kid_se": 0.01, "cmmd": math.nan,
@@ -193,7 +195,7 @@ def _cost_study(tmp_path: Path) -> dict:
 
 
 def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves_finished_arms_out(tmp_path: Path):
-    from lediflow.scaling_cost import estimate
+    from lediflow.studies.scaling_cost import estimate
 
     spec, base = _cost_study(tmp_path), tmp_path / "results" / "base"
     (base / "tables").mkdir()
@@ -225,7 +227,7 @@ def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves
 
 
 def test_a_finished_study_writes_a_zero_cost_table(tmp_path: Path):
-    from lediflow.scaling_cost import write
+    from lediflow.studies.scaling_cost import write
 
     spec, results = _cost_study(tmp_path), tmp_path / "results"
     for run in ("base", "scaling-x0.5-s0", "scaling-x2-s0"):
@@ -244,7 +246,7 @@ def test_a_finished_study_writes_a_zero_cost_table(tmp_path: Path):
 
 
 def test_the_cost_estimate_without_the_default_runs_benchmarks_says_what_to_run(tmp_path: Path):
-    from lediflow.scaling_cost import estimate
+    from lediflow.studies.scaling_cost import estimate
 
     spec = _cost_study(tmp_path)
     (tmp_path / "results" / "base" / "benchmarks" / "tables.tsv").unlink()
@@ -296,7 +298,7 @@ def test_a_finished_arm_is_not_redone_when_its_configs_look_newer_than_its_table
 @pytest.mark.slow
 def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path):
     """Two scales x two seeds at smoke sizes, pixel space: four real runs, one table with intervals."""
-    from lediflow.config import deep_merge
+    from lediflow.pipeline.config import deep_merge
 
     smoke = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
     # Euler 1 for both flows and 2 for the baseline: the fewest cells that give a speedup and an equal-NFE

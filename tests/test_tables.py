@@ -1,4 +1,4 @@
-"""The speedup and ratio definitions (lediflow/comparisons.py) on hand-made curves, and table formatting."""
+"""The speedup and ratio definitions (lediflow/analysis/comparisons.py) on hand-made curves, and table formatting."""
 
 import math
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lediflow import comparisons, tables
-from lediflow.tables import Z95
+from lediflow.analysis import comparisons, tables
+from lediflow.analysis.tables import Z95
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,7 +163,7 @@ def test_zero_step_prior_cells_fill_the_nfe_0_column_and_stay_out_of_the_compari
     pd.testing.assert_frame_equal(comparisons.speedup(with_prior), comparisons.speedup(scores))
     pd.testing.assert_frame_equal(comparisons.quality_ratio(with_prior), comparisons.quality_ratio(scores))
     pd.testing.assert_frame_equal(comparisons.cost_ratio(with_prior), comparisons.cost_ratio(scores))
-    from lediflow import figures
+    from lediflow.analysis import figures
 
     assert figures.quality_vs_nfe(with_prior, tmp_path)  # drawn as NFE-0 lines, not points on the log axis
 

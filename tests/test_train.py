@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lediflow.train import NonFiniteLossError, TrainConfig, ema_decay_at, learning_rate, list_checkpoints
+from lediflow.method.trainer import NonFiniteLossError, TrainConfig, ema_decay_at, learning_rate, list_checkpoints
 from toy_training import make_trainer
 
 HERE = Path(__file__).resolve().parent
@@ -95,15 +95,18 @@ def test_extending_steps_resumes_instead_of_restarting(tmp_path: Path):
     _assert_bitwise(_state(straight), _state(extended))
 
 
-@pytest.mark.parametrize("damage", ["truncate-weights", "state-json"])
+@pytest.mark.parametrize("damage", ["truncate-weights", "state-json", "edited-step"])
 def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(tmp_path: Path, damage: str, capsys):
     make_trainer(tmp_path / "a", steps=4).fit()  # checkpoints at steps 2 and 4
     newest = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
     if damage == "truncate-weights":
         weights = newest / "optimizer.safetensors"
         weights.write_bytes(weights.read_bytes()[:100])
-    else:
+    elif damage == "state-json":
         (newest / "state.json").write_text("{ not json")
+    else:  # still valid JSON: an edited step would resume step-4 weights as if they were step 2's
+        state = json.loads((newest / "state.json").read_text())
+        (newest / "state.json").write_text(json.dumps({**state, "step": 2}))
     resumed = make_trainer(tmp_path / "a", steps=6)
     assert resumed.fit().resumed_from == 2
     assert "step_00000004 is damaged" in capsys.readouterr().err

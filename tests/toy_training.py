@@ -18,9 +18,9 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lediflow.flow import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
-from lediflow.models.dit import build_dit  # noqa: E402
-from lediflow.train import TrainConfig, Trainer, init_distributed, world  # noqa: E402
+from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
+from lediflow.method.networks.dit import build_dit  # noqa: E402
+from lediflow.method.trainer import TrainConfig, Trainer, init_distributed, world  # noqa: E402
 
 DATA = torch.linspace(-1, 1, 8 * 16 * 16).reshape(8, 1, 16, 16)
 

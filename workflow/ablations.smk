@@ -3,11 +3,12 @@
 # missing or stale and writes one cross-run table per study.
 #   snakemake -s workflow/ablations.smk --cores all
 #   snakemake -s workflow/ablations.smk --cores all --config studies=my_studies.yaml
+import os
 import sys
 
-from lediflow.ablation import load_studies
-from lediflow.config import load_params
-from lediflow.errors import LediflowError
+from lediflow.studies.ablations import load_studies
+from lediflow.pipeline.config import load_params
+from lediflow.core.errors import LediflowError
 
 try:
     SPEC = load_studies(config.get("studies", "configs/ablations/studies.yaml"))
@@ -52,9 +53,11 @@ rule arm:
     log:
         f"{RESULTS}/ablations/logs/{{arm}}.log",
     threads: workflow.cores
+    conda:
+        "envs/lediflow.yaml"
     shell:
         f"snakemake {INNER} --cores {{threads}} --nolock "
-        "--configfile {input.params} {input.budget} {input.arm} > {log} 2>&1 " + DONE
+        f"--configfile {{input.params}} {{input.budget}} {{input.arm}} > {{log}} 2>&1 {DONE}"
 
 
 rule study:
@@ -66,7 +69,12 @@ rule study:
         long=f"{SPEC['out']}/{{study}}_long.csv",
     params:
         runs=lambda wc: " ".join(f"{RESULTS}/ablation-{arm}" for arm in SPEC["studies"][wc.study]),
-        out=SPEC["out"],
+        out=lambda wc, output: os.path.dirname(output.md),
         cells=TARGET,
+    log:
+        os.path.join(SPEC["out"], "logs", "{study}.log"),
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow compare-runs --study {wildcards.study} --out {params.out} --cells {params.cells} --runs {params.runs}"
+        "lediflow compare-runs --study {wildcards.study} --out {params.out} --cells {params.cells} --runs {params.runs} "
+        "> {log} 2>&1"

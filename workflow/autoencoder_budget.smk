@@ -9,9 +9,9 @@
 import sys
 from pathlib import Path
 
-from lediflow import paths
-from lediflow.config import load_params
-from lediflow.errors import LediflowError
+from lediflow.pipeline import paths
+from lediflow.pipeline.config import load_params
+from lediflow.core.errors import LediflowError
 
 BUDGET = "configs/autoencoder_budget/budget.yaml"
 try:
@@ -39,8 +39,12 @@ rule all:
 rule overlay:
     output:
         f"{OUT}/autoencoder_budget/steps_{{n}}.yaml",
+    log:
+        f"{OUT}/autoencoder_budget/logs/overlay_{{n}}.log",
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "printf 'autoencoder:\\n  train: {{steps: {wildcards.n}}}\\n' > {output}"
+        "printf 'autoencoder:\\n  train: {{steps: {wildcards.n}}}\\n' > {output} 2> {log}"
 
 
 def previous_point(wc):
@@ -67,6 +71,8 @@ rule point:
     log:
         f"{OUT}/autoencoder_budget/logs/steps_{{n}}.log",
     threads: workflow.cores
+    conda:
+        "envs/lediflow.yaml"
     shell:
         f"snakemake {MANIFEST} {FLOOR} --cores {{threads}} --nolock --configfile {{input.params}} {{input.budget}} "
         f"{{input.overlay}} > {{log}} 2>&1 && lediflow autoencoder-budget-point --config {RUN}/params.yaml "
@@ -78,5 +84,9 @@ rule table:
         [POINT.format(n=n) for n in BUDGETS],
     output:
         f"{OUT}/autoencoder_budget.md",
+    log:
+        f"{OUT}/autoencoder_budget/logs/table.log",
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow autoencoder-budget --points {input} --out " + OUT
+        f"lediflow autoencoder-budget --points {{input}} --out {OUT} > {{log}} 2>&1"

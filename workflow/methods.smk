@@ -6,7 +6,7 @@
 #   snakemake -s workflow/methods.smk --cores all   # the arms, then results/methods/methods.md
 import os
 
-from lediflow.config import load_params
+from lediflow.pipeline.config import load_params
 
 BASE = load_params(["params.yaml"])
 RESULTS = BASE["run"]["results_dir"]
@@ -44,6 +44,8 @@ rule arm:
     log:
         os.path.join(OUT, "logs", "{run}.log"),
     threads: workflow.cores
+    conda:
+        "envs/lediflow.yaml"
     shell:
         "snakemake tables --cores {threads} --nolock --configfile {input.config} > {log} 2>&1"
 
@@ -55,6 +57,8 @@ rule default_run:
     log:
         os.path.join(OUT, "logs", "default.log"),
     threads: workflow.cores
+    conda:
+        "envs/lediflow.yaml"
     shell:
         "snakemake tables --cores {threads} --nolock > {log} 2>&1"
 
@@ -70,5 +74,7 @@ rule methods:
         runs=" ".join([DEFAULT] + [os.path.join(RESULTS, run) for run in RUNS]),
     log:
         os.path.join(OUT, "logs", "methods.log"),
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow methods --runs {params.runs} --out " + OUT + " > {log} 2>&1"
+        f"lediflow methods --runs {{params.runs}} --out {OUT} > {{log}} 2>&1"

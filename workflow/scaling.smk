@@ -7,14 +7,15 @@
 #   snakemake -s workflow/scaling.smk -n                 # the arms still to run
 #   snakemake -s workflow/scaling.smk --cores all
 #   snakemake -s workflow/scaling.smk --cores all --config study=my_study.yaml
+import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from lediflow import scaling
-from lediflow.config import load_params
-from lediflow.errors import LediflowError
+from lediflow.studies import scaling
+from lediflow.pipeline.config import load_params
+from lediflow.core.errors import LediflowError
 
 STUDY = config.get("study", "configs/scaling/study.yaml")
 try:
@@ -47,6 +48,8 @@ rule overlay:
         f"{OUT}/arms/{{arm}}.yaml",
     params:
         overlay=lambda wc: ARMS[wc.arm].overlay(),
+    log:
+        f"{OUT}/logs/overlay-{{arm}}.log",
     run:
         with open(output[0], "w") as handle:
             yaml.safe_dump(params.overlay, handle, sort_keys=False)
@@ -76,13 +79,16 @@ rule arm:
         arm_tables("{arm}"),
     log:
         f"{OUT}/logs/{{arm}}.log",
+    params:
+        continues=lambda wc: " ".join(f"--continue {space}={os.path.join(RESULTS, source)}"
+                                      for space, source in PREVIOUS.get(wc.arm, {}).items()),
+        run=lambda wc: os.path.join(RESULTS, wc.arm),
     threads: workflow.cores
-    run:
-        for space, source in PREVIOUS.get(wildcards.arm, {}).items():
-            copied = scaling.seed_checkpoints(Path(RESULTS) / source, Path(RESULTS) / wildcards.arm, space)
-            if copied:
-                print(f"{wildcards.arm}: continues {', '.join(copied)} from {source}")
-        shell("snakemake tables --cores {threads} --nolock --configfile {input.configs} > {log} 2>&1")
+    conda:
+        "envs/lediflow.yaml"
+    shell:
+        "lediflow seed-checkpoints --run {params.run} {params.continues} > {log} 2>&1 && "
+        "snakemake tables --cores {threads} --nolock --configfile {input.configs} >> {log} 2>&1"
 
 
 rule summary:
@@ -95,8 +101,12 @@ rule summary:
         runs=f"{OUT}/scaling_runs.csv",
     params:
         runs=" ".join(f"{RESULTS}/{name}" for name in ARMS),
+    log:
+        f"{OUT}/logs/summary.log",
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow scaling --runs {params.runs} --out " + OUT
+        f"lediflow scaling --runs {{params.runs}} --out {OUT} > {{log}} 2>&1"
 
 
 rule cost:
@@ -105,8 +115,12 @@ rule cost:
     # --fresh-clone: cost.md is committed, so it must not depend on the checkpoints this checkout happens to hold.
     output:
         f"{OUT}/cost.md",
+    log:
+        f"{OUT}/logs/cost.log",
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow scaling-cost --fresh-clone --study " + STUDY + " --out " + OUT
+        f"lediflow scaling-cost --fresh-clone --study {STUDY} --out {OUT} > {{log}} 2>&1"
 
 
 rule cost_whole:
@@ -114,5 +128,9 @@ rule cost_whole:
     #   snakemake -s workflow/scaling.smk --cores 1 results/scaling/cost_whole.md
     output:
         f"{OUT}/cost_whole.md",
+    log:
+        f"{OUT}/logs/cost_whole.log",
+    conda:
+        "envs/lediflow.yaml"
     shell:
-        "lediflow scaling-cost --whole --study " + STUDY + " --out " + OUT
+        f"lediflow scaling-cost --whole --study {STUDY} --out {OUT} > {{log}} 2>&1"

@@ -1,7 +1,7 @@
 # Shared helpers for rule files. PARAMS, RUN_DIR and PARAMS_FILE come from the Snakefile;
-# every path comes from lediflow.paths, the table dvc.yaml is generated from too.
-from lediflow import paths
-from lediflow.flow_budget import flow_model_config
+# every path comes from lediflow.pipeline.paths, the table dvc.yaml is generated from too.
+from lediflow.pipeline import paths
+from lediflow.pipeline.budget import flow_model_config
 
 
 def lediflow_cmd(stage, extra=""):
@@ -17,6 +17,13 @@ def train_cmd(stage, extra=""):
         "-m lediflow.cli'; else L=lediflow; fi; "
     )
     return launch + f"OMP_NUM_THREADS={{threads}} $L {stage} --config {PARAMS_FILE} {extra}".rstrip()
+
+
+def model_inputs(name):
+    """A trained model as a later rule's input: its weights and its manifest, so a deleted manifest (the record
+    the weights are verified against) makes Snakemake rebuild the model instead of reading it unverified."""
+    files = model_files(name)
+    return [files["model"], files["manifest"]]
 
 
 def model_files(name):
@@ -65,7 +72,7 @@ def with_options(section, space, training=True):
 def flow_inputs(wildcards):
     inputs = {"data": space_inputs(wildcards.space)}
     if wildcards.prior == "learned":
-        inputs["prior"] = model_files(paths.prior_name(wildcards.space))["model"]
+        inputs["prior"] = model_inputs(paths.prior_name(wildcards.space))
     return inputs
 
 
@@ -78,9 +85,9 @@ def space_inputs(space):
 # prior rules
 def learned_prior_inputs(space):
     """The models the learned prior of a space is drawn from (its latent sampler only when it is used)."""
-    inputs = [model_files(paths.prior_name(space))["model"]]
+    inputs = model_inputs(paths.prior_name(space))
     if PARAMS["prior"]["latent_sampler"] == "flow":
-        inputs.append(model_files(paths.latent_sampler_name(space))["model"])
+        inputs += model_inputs(paths.latent_sampler_name(space))
     if space == "latent":
         inputs.append(rules.encode_latents.output.norm)
     return inputs
@@ -106,7 +113,7 @@ def source_inputs(wildcards):
     decoder (latent space)."""
     space, prior = paths.parse_flow_name(wildcards.model)
     zero_step = getattr(wildcards, "setting", None) in paths.ZERO_STEP_SETTINGS
-    inputs = {} if zero_step else {"flow": model_files(wildcards.model)["model"]}
+    inputs = {} if zero_step else {"flow": model_inputs(wildcards.model)}
     if prior == "learned":
         inputs["prior"] = learned_prior_inputs(space)
     if space == "latent":
@@ -130,7 +137,7 @@ EXTRAS_KEYS = ("interpolation_pairs", "interpolation_points", "inpaint_images", 
 
 # sample rules
 def extras_inputs(wildcards=None):
-    return [model_files(paths.flow_name("pixel", "learned"))["model"], *learned_prior_inputs("pixel")]
+    return [*model_inputs(paths.flow_name("pixel", "learned")), *learned_prior_inputs("pixel")]
 
 
 # sample rules

@@ -12,5 +12,7 @@ rule prepare_data:
         f"{RUN_DIR}/benchmarks/prepare_data.tsv",
     log:
         f"{RUN_DIR}/logs/prepare_data.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("prepare-data") + " > {log} 2>&1"

@@ -16,5 +16,7 @@ rule train_flow:
         f"{RUN_DIR}/benchmarks/train_flow-{{space}}-{{prior}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_flow-{{space}}-{{prior}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         train_cmd("train-flow", "--space {wildcards.space} --prior {wildcards.prior}") + " > {log} 2>&1"

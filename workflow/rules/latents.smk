@@ -16,6 +16,8 @@ rule train_autoencoder:
         bench_file("train_autoencoder"),
     log:
         log_file("train_autoencoder"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         train_cmd("train-autoencoder") + " > {log} 2>&1"
 
@@ -32,6 +34,8 @@ rule encode_latents:
     log:
         log_file("encode_latents"),
     threads: workflow.cores
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("encode-latents") + " > {log} 2>&1"
 

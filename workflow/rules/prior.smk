@@ -15,13 +15,15 @@ rule train_prior:
         f"{RUN_DIR}/benchmarks/train_prior-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_prior-{{space}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         train_cmd("train-prior", "--space {wildcards.space}") + " > {log} 2>&1"
 
 
 rule train_latent_sampler:
     input:
-        prior=lambda wc: model_files(paths.prior_name(wc.space))["model"],
+        prior=lambda wc: model_inputs(paths.prior_name(wc.space)),
     output:
         **model_files("latent_sampler-{space}"),
     params:
@@ -33,6 +35,8 @@ rule train_latent_sampler:
         f"{RUN_DIR}/benchmarks/train_latent_sampler-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/train_latent_sampler-{{space}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         train_cmd("train-latent-sampler", "--space {wildcards.space}") + " > {log} 2>&1"
 
@@ -52,5 +56,7 @@ rule prior_report:
         f"{RUN_DIR}/benchmarks/prior_report-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/prior_report-{{space}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("prior-report", "--space {wildcards.space}") + " > {log} 2>&1"

@@ -31,5 +31,7 @@ rule tables:
         bench_file("tables"),
     log:
         log_file("tables"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("tables") + " > {log} 2>&1"

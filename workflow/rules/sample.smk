@@ -14,6 +14,7 @@ rule sample:
         samples=f"{RUN_DIR}/samples/{{model}}/{{setting}}/samples.npy",
         record=f"{RUN_DIR}/samples/{{model}}/{{setting}}/record.json",
         grid=f"{RUN_DIR}/samples/{{model}}/{{setting}}/grid.png",
+        manifest=f"{RUN_DIR}/samples/{{model}}/{{setting}}/manifest.json",
     params:
         sample=with_options({k: PARAMS["sample"][k] for k in SAMPLE_KEYS}, "pixel", training=False),
         source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
@@ -23,6 +24,8 @@ rule sample:
         f"{RUN_DIR}/benchmarks/sample-{{model}}-{{setting}}.tsv",
     log:
         f"{RUN_DIR}/logs/sample-{{model}}-{{setting}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("sample", "--model {wildcards.model} --setting {wildcards.setting}") + " > {log} 2>&1"
 
@@ -44,6 +47,8 @@ rule time_cells:
         f"{RUN_DIR}/benchmarks/time_cells-{{space}}.tsv",
     log:
         f"{RUN_DIR}/logs/time_cells-{{space}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("time-cells", "--space {wildcards.space}") + " > {log} 2>&1"
 
@@ -65,6 +70,8 @@ rule interpolate:
         bench_file("interpolate"),
     log:
         log_file("interpolate"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("interpolate") + " > {log} 2>&1"
 
@@ -81,6 +88,8 @@ rule inpaint:
         bench_file("inpaint"),
     log:
         log_file("inpaint"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("inpaint") + " > {log} 2>&1"
 

@@ -17,6 +17,8 @@ rule reference_features:
         bench_file("reference_features"),
     log:
         log_file("reference_features"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("reference-features") + " > {log} 2>&1"
 
@@ -37,6 +39,8 @@ rule autoencoder_floor:
         bench_file("autoencoder_floor"),
     log:
         log_file("autoencoder_floor"),
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("autoencoder-floor") + " > {log} 2>&1"
 
@@ -45,6 +49,7 @@ rule score:
     input:
         samples=rules.sample.output.samples,
         record=rules.sample.output.record,
+        manifest=rules.sample.output.manifest,
         reference=rules.reference_features.output.info,
     output:
         f"{RUN_DIR}/scores/{{model}}/{{setting}}.json",
@@ -55,6 +60,8 @@ rule score:
         f"{RUN_DIR}/benchmarks/score-{{model}}-{{setting}}.tsv",
     log:
         f"{RUN_DIR}/logs/score-{{model}}-{{setting}}.log",
+    conda:
+        "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("score", "--model {wildcards.model} --setting {wildcards.setting}") + " > {log} 2>&1"
 

@@ -1,0 +1,1 @@
+"""The method (docs/method.md): networks, the learned prior, flow matching, solvers, sampling, editing and the trainer; needs torch and its model libraries only, never a run's folder layout, snakemake or dvc."""

@@ -1,0 +1,169 @@
+"""The scaling study: LeDiFlow's effect against training compute, with seeds.
+
+Each arm is an ordinary run with `run.train_scale` (every network's optimiser steps multiplied together, the
+baseline keeping its equal-compute share) and a `run.seed` (initialisation, data order and sampling noise);
+the x1 seed-0 arm is the default run itself. Per run and space: both flows' best FID, the NFE and wall-clock
+speedup at matched FID and the FID ratio at equal NFE (the definitions of lediflow.analysis.comparisons), and the
+measured training compute. Per (space, scale) those are summarised over seeds: each seed's ratios first, then
+mean +- std; an arm with one seed keeps its bootstrap interval over samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lediflow.pipeline.config import read_yaml
+from lediflow.core.errors import LediflowError
+
+SPACES = ("pixel", "latent")
+# What each space's two pipelines train (results/<run>/training/<model>.json); the autoencoder is LeDiFlow's
+# and the baseline's shared cost in latent space, counted on both sides.
+BASELINE_MODELS = {"pixel": ["flow-pixel-gaussian"], "latent": ["autoencoder", "flow-latent-gaussian"]}
+LEDI_MODELS = {"pixel": ["prior-pixel", "latent_sampler-pixel", "flow-pixel-learned"],
+               "latent": ["autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-learned"]}
+STEP_RATIOS = (1, 2, 4, 8)  # Euler step counts whose equal-NFE ratio the study reports one by one
+BANDS = ("plus5pct", "plus10pct")  # the sensitivity targets of comparisons.speedup (BAND)
+# metrics with an interval: value +- 95% over seeds, or one seed's bootstrap from the se of its log
+RATIOS = ("best_ratio", "fid_ratio", "cost_ratio", "dopri5_ratio") + tuple(f"ratio_e{s}" for s in STEP_RATIOS)
+# metrics the step grid may bound: their bound column says '>=', '<=' or '>' (not reached) where it does
+BOUNDED = {"speedup_nfe": "speedup_bound", "speedup_wall_clock": "speedup_bound",
+           **{f"speedup_nfe_{b}": f"speedup_nfe_{b}_bound" for b in BANDS},
+           **{f"inverse_e{s}": f"inverse_e{s}_bound" for s in (1, 2, 4)}}
+METRICS = ("baseline_best_fid", "ledi_best_fid") + RATIOS + tuple(BOUNDED)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One run of the study: the spaces it trains, at one scale and seed; `default` marks the default run."""
+
+    name: str
+    spaces: tuple[str, ...]
+    scale: float
+    seed: int
+    default: bool = False
+
+    def overlay(self) -> dict:
+        """The config overlay that makes this arm an ordinary run (none for the default run)."""
+        return {"run": {"name": self.name, "train_scale": self.scale, "seed": self.seed},
+                "flow": {"spaces": list(self.spaces)}}
+
+
+def load_spec(path: str | Path) -> dict:
+    """Read and check a scaling study file (configs/scaling/study.yaml); one-line errors name the fix."""
+    if not Path(path).is_file():
+        raise LediflowError(f"no scaling study file at {path}; pass `lediflow scaling-cost --study <file>` or "
+                            "`snakemake -s workflow/scaling.smk --config study=<file>` "
+                            "(see configs/scaling/study.yaml)")
+    spec = read_yaml(path)
+    for key in ("configs", "budget", "scales", "seeds", "out"):
+        if key not in spec:
+            raise LediflowError(f"scaling study {path} has no '{key}'; see configs/scaling/study.yaml")
+    unknown = set(spec["scales"]) - set(SPACES)
+    if unknown:
+        raise LediflowError(f"scaling study {path}: unknown space {sorted(unknown)[0]}; use pixel or latent")
+    for space, scales in spec["scales"].items():
+        if 1 not in scales or any(s <= 0 for s in scales):
+            raise LediflowError(f"scaling study {path}: scales.{space} must be positive and include 1 (the "
+                                "default run)")
+    if 0 not in spec["seeds"]:
+        raise LediflowError(f"scaling study {path}: seeds must include 0 (the default run's seed)")
+    return spec
+
+
+def seeded_scales(spec: dict, space: str) -> list[float]:
+    """Scales that get every seed: those the study names, else x1 and the largest of the space."""
+    named = spec.get("seeded_scales", {}).get(space)
+    return sorted(set(named)) if named is not None else sorted({1, max(spec["scales"][space])})
+
+
+def scale_label(scale: float) -> str:
+    return f"x{scale:g}"
+
+
+def arms(spec: dict, default_name: str) -> list[Arm]:
+    """One run per (scale, seed) holding every space that needs it, or with `split_spaces` one run per (space,
+    scale, seed) (each a shorter job: what fits one session of a machine that keeps no checkpoints between
+    sessions); x1 seed 0 is the default run either way."""
+    split = bool(spec.get("split_spaces", False))
+    wanted: dict[tuple[str, float, int], list[str]] = {}
+    for space in SPACES:
+        for scale in spec["scales"].get(space, []):
+            seeds = spec["seeds"] if scale in seeded_scales(spec, space) else [0]
+            for seed in seeds:
+                default = scale == 1 and seed == 0
+                key = (space if split and not default else "", float(scale), int(seed))
+                wanted.setdefault(key, []).append(space)
+    out = []
+    for (space, scale, seed), spaces in sorted(wanted.items(), key=lambda item: item[0][1:] + item[0][:1]):
+        if scale == 1 and seed == 0:
+            out.append(Arm(default_name, tuple(spaces), scale, seed, default=True))
+        else:
+            prefix = f"scaling-{space}-" if space else "scaling-"
+            out.append(Arm(f"{prefix}{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed))
+    return out
+
+
+# --- continuing the smaller arm's training ------------------------------------------------------------------
+
+SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gaussian", "flow-pixel-learned"),
+                "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
+                           "flow-latent-learned")}
+# The networks whose inputs do not depend on the scale, so seed_checkpoints' copy is resumed by a larger arm (the
+# latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh).
+CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
+
+
+def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:
+    """arm -> space -> the arm of the same seed with the largest smaller scale that trains that space. The default
+    run continues nothing: `snakemake --cores all` makes it from scratch, before or without the study."""
+    out: dict[str, dict[str, str]] = {}
+    for arm in planned:
+        if arm.default:
+            continue
+        for space in arm.spaces:
+            smaller = [a for a in planned if a.seed == arm.seed and a.scale < arm.scale and space in a.spaces]
+            if smaller:
+                out.setdefault(arm.name, {})[space] = max(smaller, key=lambda a: a.scale).name
+    return out
+
+
+def tables_marker(run: Path) -> Path:
+    """The file whose presence marks an arm finished: its run's tables (workflow/scaling.smk's arm output)."""
+    return run / "tables" / "scores_long.csv"
+
+
+def finished(run: Path) -> bool:
+    """An arm with its tables is finished: workflow/scaling.smk never reruns it."""
+    return tables_marker(run).is_file()
+
+
+def has_checkpoint(run: Path, model: str) -> bool:
+    """Whether a run still holds a checkpoint of `model` for a larger arm to continue (checkpoints are DVC's,
+    not git's: a fresh clone has none, so a larger arm there trains afresh)."""
+    return any((run / "models" / model / "checkpoints").glob("step_*"))
+
+
+def seed_checkpoints(source_run: Path, run: Path, space: str) -> list[str]:
+    """Copy the newest checkpoint of each of the space's networks from a smaller arm into this arm's empty
+    checkpoint folders; returns the networks copied.
+
+    The trainer resumes a checkpoint only when its fingerprint (data or latents, seed, every setting but the
+    step budget, the weights of the networks it learns from) is this arm's, and deletes it otherwise: so the
+    autoencoder, the pixel prior and the pixel baseline continue (their inputs do not depend on the scale) and
+    the rest train afresh. With the learning rate constant after warm-up and the optimiser, EMA and random-number
+    state in the checkpoint, the continued training is bitwise the longer one from scratch (tests/test_train.py), and
+    its manifest's train_seconds counts both parts.
+    """
+    import shutil
+
+    copied = []
+    for model in SPACE_MODELS[space]:
+        source = sorted((source_run / "models" / model / "checkpoints").glob("step_*"))
+        target = run / "models" / model / "checkpoints"
+        if not source or (target.is_dir() and any(target.iterdir())):
+            continue  # nothing to continue from, or this arm has its own checkpoints already
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source[-1], target / source[-1].name)
+        copied.append(model)
+    return copied
