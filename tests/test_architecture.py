@@ -114,3 +114,22 @@ def test_every_workflow_lints_clean(snakefile: str):
     done = subprocess.run([sys.executable, "-m", "snakemake", "-s", snakefile, "--lint"], cwd=PACKAGE.parent,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+
+
+@pytest.mark.parametrize("snakefile", ["Snakefile", "workflow/scaling.smk", "workflow/ablations.smk"])
+def test_unlock_after_a_hard_kill_needs_no_cores(snakefile: str, tmp_path):
+    """The docs' recovery after kill -9 is `snakemake --unlock` as written: no rule may need --cores at parse time."""
+    import shutil
+
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy(PACKAGE.parent / name, tmp_path / name)
+    for name in ("workflow", "configs"):
+        shutil.copytree(PACKAGE.parent / name, tmp_path / name)
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("")  # what a killed run leaves
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", snakefile, "--unlock"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "Unlocked working directory" in done.stdout + done.stderr, \
+        (done.stdout + done.stderr)[-2000:]
+    assert not locks.exists() or not any(locks.iterdir())

@@ -52,7 +52,7 @@ rule arm:
         arm_table("{arm}"),
     log:
         f"{RESULTS}/ablations/logs/{{arm}}.log",
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "envs/lediflow.yaml"
     shell:

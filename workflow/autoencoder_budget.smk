@@ -70,7 +70,7 @@ rule point:
         POINT,
     log:
         f"{OUT}/autoencoder_budget/logs/steps_{{n}}.log",
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "envs/lediflow.yaml"
     shell:

@@ -43,7 +43,7 @@ rule arm:
         tables_of("{run}"),
     log:
         os.path.join(OUT, "logs", "{run}.log"),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "envs/lediflow.yaml"
     shell:
@@ -56,7 +56,7 @@ rule default_run:
         tables_of(BASE["run"]["name"]),
     log:
         os.path.join(OUT, "logs", "default.log"),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "envs/lediflow.yaml"
     shell:

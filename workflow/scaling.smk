@@ -83,7 +83,7 @@ rule arm:
         continues=lambda wc: " ".join(f"--continue {space}={os.path.join(RESULTS, source)}"
                                       for space, source in PREVIOUS.get(wc.arm, {}).items()),
         run=lambda wc: os.path.join(RESULTS, wc.arm),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "envs/lediflow.yaml"
     shell:

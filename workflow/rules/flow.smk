@@ -9,7 +9,7 @@ rule train_flow:
     params:
         flow=lambda wc: with_options(flow_model_config(PARAMS, wc.space, wc.prior), wc.space),
         std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     resources:
         gpus=0,
     benchmark:

@@ -9,7 +9,7 @@ rule train_autoencoder:
     params:
         autoencoder=with_options({k: v for k, v in PARAMS["autoencoder"].items() if k != "encode_batch_size"},
                                  "pixel"),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     resources:
         gpus=0,
     benchmark:
@@ -33,7 +33,7 @@ rule encode_latents:
         bench_file("encode_latents"),
     log:
         log_file("encode_latents"),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     conda:
         "../envs/lediflow.yaml"
     shell:

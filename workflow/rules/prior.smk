@@ -8,7 +8,7 @@ rule train_prior:
         **model_files("prior-{space}"),
     params:
         section=lambda wc: with_options(PARAMS["prior"], wc.space),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     resources:
         gpus=0,
     benchmark:
@@ -28,7 +28,7 @@ rule train_latent_sampler:
         **model_files("latent_sampler-{space}"),
     params:
         section=lambda wc: with_options(PARAMS["latent_sampler"], wc.space, training=False),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     resources:
         gpus=0,
     benchmark:

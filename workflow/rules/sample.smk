@@ -19,7 +19,7 @@ rule sample:
         sample=with_options({k: PARAMS["sample"][k] for k in SAMPLE_KEYS}, "pixel", training=False),
         source=lambda wc: (PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]) if wc.model.endswith("-learned") else None,
     # All cores and one job at a time: the per-image timings in record.json must not share the CPU.
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     benchmark:
         f"{RUN_DIR}/benchmarks/sample-{{model}}-{{setting}}.tsv",
     log:
@@ -42,7 +42,7 @@ rule time_cells:
         settings=lambda wc: {m: paths.solver_settings(PARAMS, m) for m in paths.flow_models(PARAMS)
                              if f"-{wc.space}-" in m},
     # All cores, one job at a time: nothing else may share the CPU while it is timed.
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     benchmark:
         f"{RUN_DIR}/benchmarks/time_cells-{{space}}.tsv",
     log:
