@@ -67,3 +67,4 @@ rule all:
         rules.samples.input,
         rules.scores.input,
         rules.tables.output,
+        expand(rules.equal_nfe_grid.output.png, space=equal_nfe_spaces()),

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lediflow.method import seeding  # noqa: E402
 from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time  # noqa: E402
+from lediflow.core import artifacts  # noqa: E402
 from lediflow.pipeline.loader import PrefetchedImages  # noqa: E402
 from lediflow.method.networks.dit import build_dit  # noqa: E402
 from lediflow.pipeline.sources import ImageSource  # noqa: E402
@@ -60,6 +61,7 @@ def run(repeats: int = 3, steps: int = 8) -> list[tuple[str, str, str, str]]:
         images[:] = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
         images.flush()
         del images
+        artifacts.write_manifest(tmp, "prepare-data", {})  # the splits a run reads are always recorded
         kinds = {"cached": lambda: None,
                  "in-loop": lambda: ImageSource(tmp, "train", CPU, True, in_memory_bytes=0),
                  "workers": lambda: PrefetchedImages(tmp, "train", CPU, True, workers=2, in_memory_bytes=0)}

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from lediflow.core import artifacts
 from lediflow.pipeline import config
 from lediflow.method.checkpoint import save_model
 from lediflow.core.errors import LediflowError
@@ -30,6 +31,7 @@ def toy_run(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = build_dit(params["flow"]["model"], 16, 1, 4)
     save_model(run / "models" / "flow-pixel-gaussian", "dit", model, model.state_dict())
+    artifacts.write_manifest(run / "models" / "flow-pixel-gaussian", "train-flow", {})  # as the training stage does
     return run
 
 
@@ -56,3 +58,18 @@ def test_seeds_and_bad_requests_are_one_line(tmp_path: Path):
                            "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
     assert done.returncode != 0 and "holds no trained weights" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_equal_nfe_figure_puts_both_flows_at_each_step_count_side_by_side(tmp_path: Path):
+    from PIL import Image
+
+    from lediflow.analysis.figures import equal_nfe_grid
+
+    rng = np.random.default_rng(0)
+    strips = {prior: {s: rng.integers(0, 256, (5, 1, 8, 8), dtype=np.uint8) for s in (1, 2, 4)}
+              for prior in ("gaussian", "learned")}
+    made = equal_nfe_grid(strips, "pixel", tmp_path)
+    assert [p.name for p in made] == ["equal_nfe_pixel.png", "equal_nfe_pixel.pdf"]
+    six_rows = Image.open(made[0]).size[1]
+    two_rows = Image.open(equal_nfe_grid({p: {1: s[1]} for p, s in strips.items()}, "pixel", tmp_path)[0]).size[1]
+    assert six_rows > 2.5 * two_rows  # a row per flow and step count: both flows at 1, 2 and 4 steps

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from lediflow.core import artifacts
 from lediflow.method import seeding
 from lediflow.method.flow_matching import flow_matching_loss, gaussian_coupling, sample_time
 from lediflow.pipeline.loader import PrefetchedImages
@@ -25,6 +26,7 @@ def split(tmp_path: Path) -> Path:
     """A prepared split of 12 asymmetric 16x16 grayscale images (mirroring changes every one)."""
     images = np.random.default_rng(0).integers(0, 256, (12, 1, 16, 16), dtype=np.uint8)
     np.save(tmp_path / "train.npy", images)
+    artifacts.write_manifest(tmp_path, "prepare-data", {})  # as the data stage records its splits
     return tmp_path
 
 

@@ -165,6 +165,7 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_overlay, datafra
                                tolerances={"kid_mean": {"rtol": 5e-3, "atol": 1e-6}})
     for space in ("pixel", "latent"):
         assert (run / "figures" / f"quality_vs_nfe_{space}.pdf").stat().st_size > 0
+        assert (run / "figures" / f"equal_nfe_{space}.png").stat().st_size > 0  # both flows, same seeds
     # Every job leaves a Snakemake benchmark (wall time, peak RSS) beside its log.
     bench = pd.read_csv(run / "benchmarks" / "train_flow-pixel-learned.tsv", sep="\t")
     assert bench["max_rss"].iloc[0] > 0 and bench["s"].iloc[0] > 0

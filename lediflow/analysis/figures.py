@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from lediflow.core import artifacts  # noqa: E402
 from lediflow.method.sampling import ZERO_STEP_SETTINGS  # noqa: E402
-from lediflow.method.solvers import FIXED_GRID_SOLVERS  # noqa: E402# noqa: E402
+from lediflow.method.solvers import FIXED_GRID_SOLVERS  # noqa: E402
 from lediflow.analysis.tables import Z95  # noqa: E402
 
 STYLE = {"gaussian": {"color": "tab:blue", "label": "FM baseline (Gaussian)"},
@@ -99,6 +99,25 @@ def sample_strip(samples_dir: Path, model: str, settings: list[str], folder: Pat
         ax.set_ylabel(setting, rotation=0, ha="right", va="center", fontsize=8)
     axes[0, 0].set_title(model, fontsize=9)
     return _save(fig, folder, f"samples_{model}")
+
+
+def equal_nfe_grid(strips: dict[str, dict[int, np.ndarray]], space: str, folder: Path) -> list[Path]:
+    """Both flows side by side at each Euler step count, the same per-image seeds in every row: for each step
+    count the baseline's row, then LeDiFlow's (strips: prior -> steps -> uint8 images N x C x H x W)."""
+    steps = sorted({s for rows in strips.values() for s in rows})
+    order = [(prior, s) for s in steps for prior in ("gaussian", "learned") if s in strips.get(prior, {})]
+    count = len(next(iter(strips.values()))[steps[0]])
+    fig, axes = plt.subplots(len(order), 1, figsize=(count * 0.8, 0.9 * len(order)), squeeze=False)
+    for ax, (prior, s) in zip(axes[:, 0], order):
+        strip = np.concatenate([img.transpose(1, 2, 0) for img in strips[prior][s]], axis=1)
+        ax.imshow(strip.squeeze(-1) if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        name = "LeDiFlow" if prior == "learned" else "baseline"
+        ax.set_ylabel(f"{name}, NFE {s}", rotation=0, ha="right", va="center", fontsize=8,
+                      color=STYLE[prior]["color"])
+    axes[0, 0].set_title(f"{space} space: Euler at equal NFE, the same seeds in every row", fontsize=9)
+    return _save(fig, folder, f"equal_nfe_{space}")
 
 
 def training_losses(training_dir: Path, folder: Path, columns: int = 3) -> list[Path]:

@@ -54,6 +54,8 @@ STAGES: dict[str, Stage] = {
     "generate": Stage(run.generate, "draw images from a finished run's trained model (PNG grid and .npz)",
                 run.generate_args, writes_run=False, group="model",
                 example="--run results/default --model flow-pixel-learned --setting euler-2 --seeds 0-63"),
+    "equal-nfe-grid": Stage(run.equal_nfe_grid, "both flows at each Euler step count from the same seeds (figure)",
+                run.space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
     "tables": Stage(run.tables, "paper-style tables (Markdown, CSV, LaTeX) and figures from the score files",
                 group="pipeline", example="--config results/default/params.yaml"),
     "compare-runs": Stage(study.compare_runs, "one ablation table across finished runs (results/<run> per arm)",

@@ -184,3 +184,11 @@ def dvc_yaml(params: Params, args: argparse.Namespace) -> None:
 
 def dvc_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="dvc.yaml", help="where to write the generated dvc.yaml")
+
+
+def equal_nfe_grid(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.pipeline.stages.generate import equal_nfe_grid
+
+    seeds = list(range(params["sample"]["grid_images"]))
+    made = equal_nfe_grid(params, args.space, list(params["sample"]["steps"]), seeds, params["run"]["device"])
+    print(f"equal-NFE grid of {args.space} space: Euler {params['sample']['steps']}, {len(seeds)} seeds -> {made[0]}")

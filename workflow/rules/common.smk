@@ -158,3 +158,10 @@ REFERENCE_KEYS = ("reference_split", "second_reference", "reference_count", "inc
 def has_second_reference():
     """A second reference split is configured (and differs from the primary one)."""
     return len(paths.reference_splits(PARAMS)) > 1
+
+
+# report rules
+def equal_nfe_spaces():
+    """Spaces where both flows exist and the sweep has Euler step counts, so the two can be drawn side by side."""
+    both = {"gaussian", "learned"} <= set(PARAMS["flow"]["priors"])
+    return PARAMS["flow"]["spaces"] if both and PARAMS["sample"]["steps"] else []

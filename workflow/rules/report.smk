@@ -35,3 +35,25 @@ rule tables:
         "../envs/lediflow.yaml"
     shell:
         lediflow_cmd("tables") + " > {log} 2>&1"
+
+
+rule equal_nfe_grid:
+    # The baseline and LeDiFlow at each Euler step count of the sweep, the same per-image seeds in every row.
+    input:
+        lambda wc: [path for prior in ("gaussian", "learned")
+                    for value in source_inputs(SimpleNamespace(model=paths.flow_name(wc.space, prior))).values()
+                    for path in (value if isinstance(value, list) else [value])],
+    output:
+        png=report(f"{paths.figures_dir(PARAMS)}/equal_nfe_{{space}}.png", caption="../report/equal_nfe.rst",
+                   category="Samples"),
+        pdf=f"{paths.figures_dir(PARAMS)}/equal_nfe_{{space}}.pdf",
+    params:
+        sample={k: PARAMS["sample"][k] for k in ("steps", "grid_images")},
+        source=(PARAMS["prior"]["std_scale"], PARAMS["latent_sampler"]),
+    threads: 1
+    log:
+        f"{RUN_DIR}/logs/equal_nfe_grid-{{space}}.log",
+    conda:
+        "../envs/lediflow.yaml"
+    shell:
+        lediflow_cmd("equal-nfe-grid", "--space {wildcards.space}") + " > {log} 2>&1"

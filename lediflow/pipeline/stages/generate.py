@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lediflow.analysis import figures
 from lediflow.pipeline import paths
 from lediflow.method.checkpoint import load_model
 from lediflow.pipeline.config import Params, load_params
@@ -22,6 +23,9 @@ from lediflow.pipeline.images import save_grid
 from lediflow.method.device import resolve_device, to_model_range, to_uint8
 from lediflow.method.sampling import sample_batch
 from lediflow.pipeline.stages.sample import decode_timed, load_decoder, load_source
+
+
+SHIPPED = "pretrained/fashion-mnist-32"  # the default run's pixel-space weights, committed (docs/sampling.md)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -48,15 +52,14 @@ def run_params(run: Path) -> Params:
 
 
 @torch.no_grad()
-def generate(run: Path, model: str, setting: str, seeds: list[int], batch: int, device_name: str, out: Path,
-             progress: bool = True) -> dict:
-    params = run_params(run)
+def draw(params: Params, model: str, setting: str, seeds: list[int], batch: int, device: torch.device,
+         progress: bool = False) -> tuple[np.ndarray, float]:
+    """uint8 images (seed order) of one model at one setting, and their mean NFE."""
     space, prior_kind, solver, steps, tol = paths.check_cell(params, model, setting)
-    device = resolve_device(device_name)
     weights = paths.model_dir(params, paths.prior_name(space) if setting in paths.ZERO_STEP_SETTINGS else model)
     if not (weights / "model.safetensors").is_file():
         raise LediflowError(f"{weights} holds no trained weights; train them (`snakemake --cores all` with the "
-                            f"run's params, or `dvc pull`) or pass another --run")
+                            f"run's params, or `dvc pull`), or use the shipped ones: --run {SHIPPED}")
     prior = load_source(params, space, prior_kind, device)
     flow = None if setting in paths.ZERO_STEP_SETTINGS else load_model(weights, device)
     codec = load_decoder(params, space, device)
@@ -69,10 +72,25 @@ def generate(run: Path, model: str, setting: str, seeds: list[int], batch: int, 
         decoded, _ = decode_timed(codec, drawn.images, device)
         images.append(to_uint8(decoded).cpu().numpy())
         nfe.append(drawn.nfe)
-    stack = np.concatenate(images)
+    return np.concatenate(images), float(np.mean(nfe))
+
+
+def equal_nfe_grid(params: Params, space: str, steps: list[int], seeds: list[int], device_name: str) -> list[Path]:
+    """figures/equal_nfe_<space>.png: the baseline and LeDiFlow at each Euler step count from the same seeds."""
+    device = resolve_device(device_name)
+    strips = {prior: {s: draw(params, paths.flow_name(space, prior), f"euler-{s}", seeds, len(seeds), device)[0]
+                      for s in steps} for prior in ("gaussian", "learned")}
+    return figures.equal_nfe_grid(strips, space, paths.figures_dir(params))
+
+
+@torch.no_grad()
+def generate(run: Path, model: str, setting: str, seeds: list[int], batch: int, device_name: str, out: Path,
+             progress: bool = True) -> dict:
+    params = run_params(run)
+    stack, nfe = draw(params, model, setting, seeds, batch, resolve_device(device_name), progress)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{model}-{setting}"
     np.savez_compressed(out / f"{stem}.npz", images=stack, seeds=np.asarray(seeds), run_seed=params["run"]["seed"])
     save_grid(out / f"{stem}.png", to_model_range(torch.from_numpy(stack)))
-    return {"images": len(stack), "nfe": float(np.mean(nfe)), "png": str(out / f"{stem}.png"),
+    return {"images": len(stack), "nfe": nfe, "png": str(out / f"{stem}.png"),
             "npz": str(out / f"{stem}.npz")}
