@@ -77,3 +77,15 @@ def test_the_docs_build_strictly(tmp_path: Path):
     out = subprocess.run(["mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=REPO,
                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_inpainting_numbers_in_the_docs_are_the_committed_ones():
+    import json
+
+    metrics = json.loads((REPO / "results/default/extras/inpainting/metrics.json").read_text())
+    page = (REPO / "docs/results/default.md").read_text()
+    block = page[page.index("<!-- inpainting:"):]
+    for key, row in (("mse_unknown_flow", "the flow from the prior's sample"),
+                     ("mse_unknown_prior_mean", "the prior's mean alone"), ("mse_unknown_grey", "flat grey")):
+        line = next(ln for ln in block.splitlines() if ln.startswith(f"| {row}"))
+        assert line.rstrip(" |").endswith(f"{metrics[key]:.3f}"), (key, line)

@@ -73,3 +73,23 @@ def test_the_equal_nfe_figure_puts_both_flows_at_each_step_count_side_by_side(tm
     six_rows = Image.open(made[0]).size[1]
     two_rows = Image.open(equal_nfe_grid({p: {1: s[1]} for p, s in strips.items()}, "pixel", tmp_path)[0]).size[1]
     assert six_rows > 2.5 * two_rows  # a row per flow and step count: both flows at 1, 2 and 4 steps
+
+
+def test_exported_weights_draw_the_same_images_and_carry_no_checkpoints(toy_run: Path, tmp_path: Path):
+    from lediflow.pipeline.stages.export import export_weights
+    from lediflow.pipeline.stages.generate import run_params
+
+    (toy_run / "models" / "flow-pixel-gaussian" / "checkpoints" / "step_00000001").mkdir(parents=True)
+    shipped = tmp_path / "shipped" / "toy-weights"
+    sizes = export_weights(run_params(toy_run), ["flow-pixel-gaussian"], shipped)
+    assert list(sizes) == ["flow-pixel-gaussian"] and sizes["flow-pixel-gaussian"] > 0
+    assert not (shipped / "models" / "flow-pixel-gaussian" / "checkpoints").exists()
+    here = generate(toy_run, "flow-pixel-gaussian", "euler-2", [0, 1, 2], 3, "cpu", tmp_path / "a", False)
+    there = generate(shipped, "flow-pixel-gaussian", "euler-2", [0, 1, 2], 3, "cpu", tmp_path / "b", False)
+    assert np.array_equal(np.load(here["npz"])["images"], np.load(there["npz"])["images"])
+    weights = shipped / "models" / "flow-pixel-gaussian" / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 1
+    weights.write_bytes(bytes(raw))  # a damaged copy is refused, never drawn from
+    with pytest.raises(LediflowError, match="is damaged"):
+        generate(shipped, "flow-pixel-gaussian", "euler-2", [0], 1, "cpu", tmp_path / "c", False)

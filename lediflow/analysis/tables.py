@@ -105,6 +105,15 @@ def long_format(scores: pd.DataFrame) -> str:
     return scores.drop(columns=[c for c in REPLICATE_COLUMNS if c in scores]).to_csv(index=False, float_format="%.6g")
 
 
+def value_half(value: float | None, half: float | None, digits: int, signed: bool = False) -> str:
+    """'value ± half' (a 95% half-width already), the value alone without one, '' without a value: the one
+    way every study table prints an interval."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return text + ("" if half is None or math.isnan(half) else f" ± {half:.{digits}f}")
+
+
 def plus_minus(value: float, se: float, digits: int) -> str:
     """'value +- 1.96 se' (the 95% interval), or the value alone when no error bar exists."""
     if math.isnan(se):

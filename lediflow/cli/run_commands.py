@@ -192,3 +192,18 @@ def equal_nfe_grid(params: Params, args: argparse.Namespace) -> None:
     seeds = list(range(params["sample"]["grid_images"]))
     made = equal_nfe_grid(params, args.space, list(params["sample"]["steps"]), seeds, params["run"]["device"])
     print(f"equal-NFE grid of {args.space} space: Euler {params['sample']['steps']}, {len(seeds)} seeds -> {made[0]}")
+
+
+def export_weights(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.pipeline.stages.export import export_weights
+
+    sizes = export_weights(params, args.flows, Path(args.out))
+    total = sum(sizes.values()) / 2 ** 20
+    print(f"export-weights: {', '.join(sizes)} ({total:.1f} MiB) -> {args.out}; "
+          f"draw with `lediflow generate --run {args.out}`")
+
+
+def export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flows", nargs="+", default=["flow-pixel-learned", "flow-pixel-gaussian"],
+                        help="pixel-space flow models to export (a learned one brings its prior and latent sampler)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the folder to write (a run-shaped folder)")

@@ -130,9 +130,7 @@ def comparisons_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(value: float, half: float, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.{digits}f}" + ("" if half is None or math.isnan(half) else f" ± {half:.{digits}f}")
+    return tables.value_half(value, half, digits)
 
 
 def display(best: pd.DataFrame, compared: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from lediflow.analysis.significance import resolved  # the summary's rule, not a second copy
-from lediflow.analysis.tables import Z95
+from lediflow.analysis.tables import Z95, value_half
 
 # the default run's scale: every larger budget is also compared with it directly, where it shares more seeds
 # with it than with its neighbour (the latent x4 seeds pair with x1's, not with x2's single seed)
@@ -90,7 +90,7 @@ def display(changes: pd.DataFrame, label: Callable[[float], str]) -> pd.DataFram
         if math.isnan(value):
             return ""
         flag = "" if row[f"{metric}_change_resolved"] == "yes" else f" ({row[f'{metric}_change_resolved']})"
-        return f"{value:+.{digits}f} ± {half:.{digits}f}{flag}"
+        return value_half(value, half, digits, signed=True) + flag
 
     shown = []
     for _, r in changes.iterrows():

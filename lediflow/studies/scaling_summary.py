@@ -248,7 +248,7 @@ def _pm(row: pd.Series, metric: str, digits: int, mark: str | None) -> str:
     if math.isnan(value):
         return ""
     bound = row.get(f"{metric}_bound", "")
-    text = (f"{bound} " if bound else "") + f"{value:.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
+    text = (f"{bound} " if bound else "") + tables.value_half(value, half, digits)
     return text + (f" ({mark})" if mark else "")
 
 
