@@ -189,7 +189,7 @@ def dvc_args(parser: argparse.ArgumentParser) -> None:
 def equal_nfe_grid(params: Params, args: argparse.Namespace) -> None:
     from lediflow.pipeline.stages.generate import equal_nfe_grid
 
-    seeds = list(range(params["sample"]["grid_images"]))
+    seeds = list(range(min(16, params["sample"]["grid_images"])))  # at most 16 columns: a row a reader can see
     made = equal_nfe_grid(params, args.space, list(params["sample"]["steps"]), seeds, params["run"]["device"])
     print(f"equal-NFE grid of {args.space} space: Euler {params['sample']['steps']}, {len(seeds)} seeds -> {made[0]}")
 
