@@ -93,3 +93,14 @@ def test_exported_weights_draw_the_same_images_and_carry_no_checkpoints(toy_run:
     weights.write_bytes(bytes(raw))  # a damaged copy is refused, never drawn from
     with pytest.raises(LediflowError, match="is damaged"):
         generate(shipped, "flow-pixel-gaussian", "euler-2", [0], 1, "cpu", tmp_path / "c", False)
+
+
+def test_the_committed_weights_verify_and_draw(tmp_path: Path):
+    """What a fresh clone can do at once: the shipped default-run weights load (every file checked against its
+    manifest) and give images; LeDiFlow's one Euler step and the prior's own sample differ (the flow acts)."""
+    shipped = REPO / "pretrained" / "fashion-mnist-32"
+    one = generate(shipped, "flow-pixel-learned", "euler-1", [0, 1, 2, 3], 4, "cpu", tmp_path / "a", False)
+    zero = generate(shipped, "flow-pixel-learned", "prior-x0", [0, 1, 2, 3], 4, "cpu", tmp_path / "b", False)
+    images = np.load(one["npz"])["images"]
+    assert images.shape == (4, 1, 32, 32) and one["nfe"] == 1 and images.std() > 10
+    assert not np.array_equal(images, np.load(zero["npz"])["images"])

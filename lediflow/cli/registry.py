@@ -53,7 +53,7 @@ STAGES: dict[str, Stage] = {
                 example="--config results/default/params.yaml --model flow-pixel-learned --setting euler-2"),
     "generate": Stage(run.generate, "draw images from a finished run's trained model (PNG grid and .npz)",
                 run.generate_args, writes_run=False, group="model",
-                example="--run results/default --model flow-pixel-learned --setting euler-2 --seeds 0-63"),
+                example="--model flow-pixel-learned --setting euler-2 --seeds 0-63 --out generated/"),
     "equal-nfe-grid": Stage(run.equal_nfe_grid, "both flows at each Euler step count from the same seeds (figure)",
                 run.space_arg, group="pipeline", example="--config results/default/params.yaml --space pixel"),
     "export-weights": Stage(run.export_weights, "copy a run's final weights (no checkpoints) for `generate`",

@@ -165,7 +165,8 @@ def generate(params: Params, args: argparse.Namespace) -> None:
 
 
 def generate_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", default="results/default", metavar="DIR", help="a finished run's folder")
+    parser.add_argument("--run", default="pretrained/fashion-mnist-32", metavar="DIR",
+                        help="a finished run's folder, or exported weights (the default: the committed ones)")
     parser.add_argument("--model", default="flow-pixel-learned", help="flow-<space>-<prior> of that run")
     parser.add_argument("--setting", default="euler-2", help="solver cell: euler-4, midpoint-2, dopri5-1e-05, "
                                                              "prior-mean ...")
