@@ -114,7 +114,7 @@ def test_seeds_whose_speedup_the_grid_bounds_report_a_bound_on_their_mean_not_an
 
 def test_holm_keeps_the_family_wise_error_and_the_table_says_which_marks_survive():
     from lediflow.analysis.significance import holm
-    from lediflow.studies.scaling_summary import display
+    from lediflow.studies.scaling_tables import display
 
     assert holm([0.01, 0.02, 0.03, 0.5]) == [True, False, False, False]  # 0.02 > 0.05 / 3 stops the steps
     assert holm([0.001, 0.01, 0.02]) == [True, True, True]
