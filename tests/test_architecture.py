@@ -133,3 +133,13 @@ def test_unlock_after_a_hard_kill_needs_no_cores(snakefile: str, tmp_path):
     assert done.returncode == 0 and "Unlocked working directory" in done.stdout + done.stderr, \
         (done.stdout + done.stderr)[-2000:]
     assert not locks.exists() or not any(locks.iterdir())
+
+
+def test_the_cli_and_the_path_table_do_not_import_torch():
+    """Argument checks, --help and the Snakefile's parse must not pay for torch (seconds per process, and the
+    pipeline starts one process per job): torch is imported only by the command that computes."""
+    script = ("import sys, lediflow.cli, lediflow.pipeline.paths, lediflow.pipeline.config\n"
+              "heavy = sorted(m for m in ('torch', 'torchvision', 'diffusers', 'timm') if m in sys.modules)\n"
+              "print(heavy)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]

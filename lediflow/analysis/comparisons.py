@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lediflow.method.solvers import FIXED_GRID_SOLVERS
+from lediflow.method.names import FIXED_GRID_SOLVERS
 from lediflow.analysis.tables import METRICS, PAPER_HEADLINES, Z95, plus_minus
 
 

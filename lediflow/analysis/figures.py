@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lediflow.core import artifacts  # noqa: E402
-from lediflow.method.sampling import ZERO_STEP_SETTINGS  # noqa: E402
-from lediflow.method.solvers import FIXED_GRID_SOLVERS  # noqa: E402
+from lediflow.method.names import ZERO_STEP_SETTINGS  # noqa: E402
+from lediflow.method.names import FIXED_GRID_SOLVERS  # noqa: E402
 from lediflow.analysis.tables import Z95  # noqa: E402
 
 STYLE = {"gaussian": {"color": "tab:blue", "label": "FM baseline (Gaussian)"},

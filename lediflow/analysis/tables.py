@@ -16,7 +16,7 @@ import pandas as pd
 
 from lediflow.core import artifacts
 
-from lediflow.method.sampling import ZERO_STEP_SETTINGS
+from lediflow.method.names import ZERO_STEP_SETTINGS
 from lediflow.core.errors import LediflowError
 
 PAPER_HEADLINES = {

@@ -18,9 +18,8 @@ from torch import nn
 
 from lediflow.method import seeding
 from lediflow.method.learned_prior import LearnedPrior, per_sample_randn, sample_generators
+from lediflow.method.names import ZERO_STEP_SETTINGS
 from lediflow.method.solvers import solve
-
-ZERO_STEP_SETTINGS = ("prior-x0", "prior-mean")  # the learned prior's own samples: NFE 0, no flow
 
 
 def sync(device: torch.device) -> None:

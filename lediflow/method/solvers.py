@@ -15,8 +15,7 @@ from typing import Callable
 import torch
 from torchdiffeq import odeint
 
-FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
-ADAPTIVE_SOLVERS = ("dopri5",)
+from lediflow.method.names import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # v(x, t) with t of shape (B,)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from lediflow.core.errors import ConfigError
-from lediflow.method.sampling import ZERO_STEP_SETTINGS
-from lediflow.method.solvers import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS
+from lediflow.method.names import ZERO_STEP_SETTINGS
+from lediflow.method.names import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS
 
 Params = dict[str, Any]  # resolved params.yaml: the schema's defaults merged with the config files and --set
 
