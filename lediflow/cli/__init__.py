@@ -106,6 +106,3 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
