@@ -1,9 +1,13 @@
-"""Shared fixtures: a loopback HTTP server with Range support, small image trees."""
+"""Shared fixtures: a loopback HTTP server with Range support, small image trees, one finished smoke run."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -112,3 +116,40 @@ def tiny_clip_weights(tmp_path: Path) -> Path:
     path = tmp_path / "tiny_clip.pt"
     torch.save(model.state_dict(), path)
     return path
+
+
+SMOKE_RUN_ENV = "LEDIFLOW_SMOKE_RUN"  # a finished `snakemake --configfile configs/smoke.yaml` run folder
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory) -> Path:
+    """A results folder holding one finished smoke run (`smoke/`), shared by the slow tests.
+
+    The run is the one named by $LEDIFLOW_SMOKE_RUN (.ci/run passes the one its smoke pipeline step just
+    made, so CI trains the smoke models once), copied with its mtimes so a test may damage it; without the
+    variable it is made here, by the same command a user types. Tests point `run.results_dir` at the
+    returned folder, so Snakemake sees the copy as the finished run it is.
+    """
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    given = os.environ.get(SMOKE_RUN_ENV)
+    if given:
+        source = Path(given).resolve()
+        if not (source / "tables" / "headline.md").is_file():
+            pytest.fail(f"{SMOKE_RUN_ENV}={given} is not a finished smoke run (no tables/headline.md)")
+        shutil.copytree(source, results / "smoke", symlinks=True)
+        _assert_released(results / "smoke")
+        return results
+    overlay = results.parent / "overlay.yaml"
+    overlay.write_text(f"run: {{results_dir: {json.dumps(str(results))}}}\n")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "configs/smoke.yaml",
+                           str(overlay)], cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail("the smoke run failed:\n" + (done.stdout + done.stderr)[-3000:])
+    _assert_released(results / "smoke")
+    return results
+
+
+def _assert_released(run: Path) -> None:
+    from lediflow.pipeline import runlock
+
+    assert not (run / runlock.LOCK_NAME).exists(), "a finished run releases its lock"

@@ -221,6 +221,18 @@ def test_a_live_run_refuses_other_params_and_accepts_its_own(live_holder: Path, 
     assert not (live_holder / "data").exists()
 
 
+def test_a_second_snakemake_with_other_params_is_refused_while_a_run_holds_the_folder(live_holder: Path,
+                                                                                     smoke_args: list[str]):
+    """What a user meets when starting a second `snakemake` on a running run: one line, exit 2, nothing run."""
+    (live_holder / "params.yaml").write_text(runlock.params_text(load_params([smoke_args[1], smoke_args[3]])))
+    refused = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "prepare_data", "--configfile",
+                              "configs/smoke.yaml", smoke_args[3], "--config", "sample={num_samples: 16}"],
+                             cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "is being run by Snakemake" in refused.stderr.strip().splitlines()[-1]
+    assert not (live_holder / "data").exists()
+
+
 def test_a_stale_lock_of_a_killed_run_is_ignored(tmp_path: Path, smoke_args: list[str]):
     proc = subprocess.Popen(["snakemake-stand-in", "0"], executable="/bin/sleep")
     proc.wait()
