@@ -65,4 +65,48 @@ def test_the_methods_workflow_plans_each_arm_as_an_ordinary_run():
     arm = yaml.safe_load((REPO / "configs/methods/otcfm-pixel.yaml").read_text())
     assert arm["flow"]["priors"] == ["ot"]
     assert "--configfile configs/methods/otcfm-pixel.yaml" in plan.stdout  # the arm: the main Snakefile, overlaid
-    assert "lediflow methods --runs results/default results/otcfm-pixel-x1-s0" in plan.stdout
+    assert "lediflow methods --runs results/default results/otcfm-pixel-x1-s0 results/otcfm-latent-x1-s0" in plan.stdout
+    # the latent arm loads the default run's autoencoder, which the study makes first with the default run's rule
+    assert "snakemake results/default/models/autoencoder/manifest.json" in plan.stdout
+
+
+def test_an_arm_added_to_the_study_runs_although_the_methods_table_exists(tmp_path: Path):
+    (tmp_path / "methods.md").write_text("made before the arm was added\n")
+    (tmp_path / "methods.csv").write_text("")
+    again = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/methods.smk", "-n", "--config",
+                            f"out={tmp_path}", "arms=[otcfm-pixel, otcfm-latent]"], cwd=REPO, capture_output=True,
+                           text=True)
+    assert again.returncode == 0, again.stderr
+    assert "output: results/otcfm-latent-x1-s0/tables/scores_long.csv" in again.stdout
+    assert "reason: Input files updated by another job" in again.stdout  # the methods table follows
+
+
+def _run_folder(root: Path, name: str, **sections) -> Path:
+    from lediflow.pipeline.config import deep_merge
+
+    params = deep_merge(yaml.safe_load((REPO / "results/default/params.yaml").read_text()),
+                        {"run": {"name": name}, **sections})
+    (root / name).mkdir(parents=True)
+    (root / name / "params.yaml").write_text(yaml.safe_dump(params))
+    return root / name
+
+
+def test_a_latent_arm_on_the_default_runs_autoencoder_shares_its_latent_space(tmp_path: Path):
+    from lediflow.pipeline.config import load_params
+
+    def space(run: Path) -> tuple:
+        return methods.latent_space(run, load_params([run / "params.yaml"]))
+
+    default = _run_folder(tmp_path, "default")
+    arm = yaml.safe_load((REPO / "configs/methods/otcfm-latent.yaml").read_text())
+    shared = _run_folder(tmp_path, "otcfm-latent", autoencoder=arm["autoencoder"], flow=arm["flow"])
+    retrained = _run_folder(tmp_path, "wider", autoencoder={"block_out_channels": [64, 64, 64]})
+    elsewhere = _run_folder(tmp_path, "sd", autoencoder={"source": "pretrained", "pretrained": "/models/sd-vae"})
+    assert space(shared) == space(default)  # the arm's relative path names the default run beside it
+    assert space(retrained) != space(default) and space(elsewhere) != space(default)
+    copy = tmp_path / "copy"  # a latent run whose autoencoder differs: refused before any cell is read
+    shutil.copytree(REPO / "results/default/scores", copy / "scores")
+    shutil.copyfile(retrained / "params.yaml", copy / "params.yaml")
+    refused = _lediflow("methods", "--runs", "results/default", str(copy), "--out", str(tmp_path / "out"))
+    assert refused.returncode != 0 and "differ in latent space (autoencoder)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -11,13 +11,22 @@ from lediflow.pipeline.config import load_params
 BASE = load_params(["params.yaml"])
 RESULTS = BASE["run"]["results_dir"]
 DEFAULT = os.path.join(RESULTS, BASE["run"]["name"])
-ARMS = config.get("arms", ["otcfm-pixel"])
+ARMS = config.get("arms", ["otcfm-pixel", "otcfm-latent"])
 OUT = config.get("out", os.path.join(RESULTS, "methods"))
 
 
 # run name -> the arm's config: each arm is the run its overlay names
 RUNS = {load_params(["params.yaml", f"configs/methods/{arm}.yaml"])["run"]["name"]: f"configs/methods/{arm}.yaml"
         for arm in ARMS}
+# a latent arm loads the default run's trained autoencoder (autoencoder.pretrained), so every latent method
+# shares one latent space; it is made first, by the default run's own rule
+SHARED_AUTOENCODER = os.path.join(DEFAULT, "models", "autoencoder")
+
+
+def shared_autoencoder(run):
+    arm = load_params(["params.yaml", RUNS[run]])["autoencoder"]
+    uses = arm["source"] == "pretrained" and os.path.normpath(str(arm["pretrained"])).startswith(SHARED_AUTOENCODER)
+    return [os.path.join(SHARED_AUTOENCODER, "manifest.json")] if uses else []
 
 
 def tables_of(run):
@@ -29,6 +38,10 @@ rule all:
     default_target: True
     input:
         os.path.join(OUT, "methods.md"),
+        # every arm as a target too: Snakemake (>= 7.7) does not re-make a missing input of a job whose
+        # output exists, so an arm added to the list would otherwise never run; once it has, its newer
+        # tables re-make the methods table
+        [tables_of(run) for run in RUNS],
 
 
 wildcard_constraints:
@@ -39,6 +52,7 @@ rule arm:
     # The inner Snakemake decides what of the arm is stale; --nolock because this outer run holds the lock.
     input:
         config=lambda wc: ancient(RUNS[wc.run]),
+        autoencoder=lambda wc: [ancient(path) for path in shared_autoencoder(wc.run)],
     output:
         tables_of("{run}"),
     log:
@@ -61,6 +75,19 @@ rule default_run:
         "envs/lediflow.yaml"
     shell:
         "snakemake tables --cores {threads} --nolock > {log} 2>&1"
+
+
+rule default_autoencoder:
+    # The default run's autoencoder alone (its own rule in the main Snakefile), for the latent arms.
+    output:
+        os.path.join(SHARED_AUTOENCODER, "manifest.json"),
+    log:
+        os.path.join(OUT, "logs", "default_autoencoder.log"),
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+    conda:
+        "envs/lediflow.yaml"
+    shell:
+        "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
 
 
 rule methods:

@@ -35,22 +35,39 @@ def _timing_device(run: Path, space: str) -> str:
     return str(tables.read_json(path, "run `snakemake --cores all`").get("device", "")) if path.is_file() else ""
 
 
+def latent_space(run: Path, params: dict) -> tuple:
+    """What makes a run's latent space: the autoencoder params, data and seed it trained with, or the folder
+    it loaded. A run that loads another run's trained autoencoder (autoencoder.pretrained =
+    <results>/<run>/models/autoencoder/vae) shares that run's latent space."""
+    codec = params["autoencoder"]
+    if codec["source"] == "pretrained":
+        folder = Path(str(codec["pretrained"]))
+        if folder.name == "vae" and folder.parent.name == "autoencoder" and folder.parent.parent.name == "models":
+            owner = folder.parent.parent.parent
+            made_by = owner / "params.yaml" if owner.is_absolute() else run.parent / owner.name / "params.yaml"
+            if made_by.is_file():
+                return latent_space(made_by.parent, load_params([made_by]))
+        return ("pretrained", str(folder), codec.get("subfolder"))
+    trained = {k: v for k, v in codec.items() if k not in ("source", "pretrained", "subfolder")}
+    return ("trained", repr(sorted(trained.items())), repr(sorted(params["data"].items())), params["run"]["seed"])
+
+
 def load(runs: list[Path]) -> pd.DataFrame:
     """Every scored cell of the runs, with the run and its timing device; one-line refusal where runs differ in
     what makes cells comparable, or two runs hold the same (space, prior)."""
-    frames, first = [], None
+    frames, seen = [], {}  # key -> (the first run that has it, its value)
     for run in runs:
         params = load_params([run / "params.yaml"])
         shared = {k: params[k] for k in SHARED_SECTIONS}
         shared["sample"] = {k: v for k, v in shared["sample"].items() if k not in GRID_KEYS}
         shared["seed"] = params["run"]["seed"]
-        if first is None:
-            first = (run, shared)
-        else:
-            for key in shared:
-                if shared[key] != first[1][key]:
-                    raise LediflowError(f"runs {first[0]} and {run} differ in {key}: their cells are not "
-                                        "comparable; make the method's arm with the other run's params")
+        if "latent" in params["flow"]["spaces"]:
+            shared["latent space (autoencoder)"] = latent_space(run, params)
+        for key, value in shared.items():
+            other, known = seen.setdefault(key, (run, value))
+            if known != value:
+                raise LediflowError(f"runs {other} and {run} differ in {key}: their cells are not "
+                                    "comparable; make the method's arm with the other run's params")
         scores = tables.load_cells(run, run_cells(params))
         scores["run"] = run.name
         scores["timed_on"] = [_timing_device(run, space) for space in scores["space"]]
