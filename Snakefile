@@ -7,6 +7,10 @@ from lediflow.pipeline.workflow import resolve_config
 
 configfile: "params.yaml"
 
+# Every rule runs in this image when asked (`--software-deployment-method conda apptainer`), with its conda
+# environment (workflow/envs/lediflow.yaml) built inside it: Snakemake's conda-in-container deployment.
+container: "docker://continuumio/miniconda3:24.7.1-0"
+
 # Validate (exit 2 with one line on a bad key or a geometry that cannot be built) and fill schema
 # defaults. Parsing writes nothing; onstart (a real execution, under Snakemake's lock) writes the
 # resolved params to results/<run>/params.yaml, which every rule's CLI call reads.

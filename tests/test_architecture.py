@@ -110,10 +110,13 @@ def test_the_method_imports_without_the_pipeline_tools():
 @pytest.mark.parametrize("snakefile", ["Snakefile", "workflow/ablations.smk", "workflow/autoencoder_budget.smk",
                                        "workflow/methods.smk", "workflow/scaling.smk"])
 def test_every_workflow_lints_clean(snakefile: str):
-    """`snakemake --lint`: a software environment, a log and no '+'-joined paths for every rule."""
+    """`snakemake --lint`: a software environment, a log and no '+'-joined paths for every rule; and an image to
+    build the conda environment in (`--software-deployment-method conda apptainer`)."""
     done = subprocess.run([sys.executable, "-m", "snakemake", "-s", snakefile, "--lint"], cwd=PACKAGE.parent,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+    images = [line for line in (PACKAGE.parent / snakefile).read_text().splitlines() if line.startswith("container:")]
+    assert images == ['container: "docker://continuumio/miniconda3:24.7.1-0"'], images  # one pinned image
 
 
 @pytest.mark.parametrize("snakefile", ["Snakefile", "workflow/scaling.smk", "workflow/ablations.smk"])

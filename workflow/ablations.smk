@@ -35,6 +35,10 @@ def arm_table(arm):
     return f"{RESULTS}/ablation-{arm}/tables/scores_long.csv"
 
 
+# the main Snakefile's image (conda environment inside it): `--software-deployment-method conda apptainer`
+container: "docker://continuumio/miniconda3:24.7.1-0"
+
+
 rule all:
     default_target: True
     input:

@@ -30,6 +30,10 @@ FLOOR = paths.autoencoder_floor_file(PARAMS)
 MANIFEST = paths.autoencoder_dir(PARAMS) / "manifest.json"
 
 
+# the main Snakefile's image (conda environment inside it): `--software-deployment-method conda apptainer`
+container: "docker://continuumio/miniconda3:24.7.1-0"
+
+
 rule all:
     default_target: True
     input:

@@ -34,6 +34,10 @@ def tables_of(run):
     return os.path.join(RESULTS, run, "tables", "scores_long.csv")
 
 
+# the main Snakefile's image (conda environment inside it): `--software-deployment-method conda apptainer`
+container: "docker://continuumio/miniconda3:24.7.1-0"
+
+
 rule all:
     default_target: True
     input:

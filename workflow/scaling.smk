@@ -33,6 +33,10 @@ def arm_tables(name):
     return str(scaling.tables_marker(Path(RESULTS) / name))
 
 
+# the main Snakefile's image (conda environment inside it): `--software-deployment-method conda apptainer`
+container: "docker://continuumio/miniconda3:24.7.1-0"
+
+
 rule all:
     # The arms by name as well as the summary: Snakemake skips the producers of a missing input when the
     # consumer's output exists and looks current (scaling.md is committed), so unfinished arms must be targets.
