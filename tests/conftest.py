@@ -123,22 +123,22 @@ SMOKE_RUN_ENV = "LEDIFLOW_SMOKE_RUN"  # a finished `snakemake --configfile confi
 
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory) -> Path:
-    """A results folder holding one finished smoke run (`smoke/`), shared by the slow tests.
+    """The results folder of one finished smoke run (`smoke/` in it), shared by the slow tests: read it, plan
+    against it, or copy it (`copy_run`) before changing anything.
 
-    The run is the one named by $LEDIFLOW_SMOKE_RUN (.ci/run passes the one its smoke pipeline step just
-    made, so CI trains the smoke models once), copied with its mtimes so a test may damage it; without the
-    variable it is made here, by the same command a user types. Tests point `run.results_dir` at the
-    returned folder, so Snakemake sees the copy as the finished run it is.
+    The run is the one $LEDIFLOW_SMOKE_RUN names (.ci/run passes the one its smoke pipeline step just made, so
+    CI trains the smoke models once); without the variable it is made here, by the command a user types. It is
+    used where it lies, because Snakemake keeps its records (params, code) under the output paths as the run
+    wrote them: `results_dir_setting` gives the run.results_dir that names those same paths.
     """
-    results = tmp_path_factory.mktemp("smoke") / "results"
     given = os.environ.get(SMOKE_RUN_ENV)
     if given:
-        source = Path(given).resolve()
-        if not (source / "tables" / "headline.md").is_file():
+        run = Path(given).resolve()
+        if not (run / "tables" / "headline.md").is_file():
             pytest.fail(f"{SMOKE_RUN_ENV}={given} is not a finished smoke run (no tables/headline.md)")
-        shutil.copytree(source, results / "smoke", symlinks=True)
-        _assert_released(results / "smoke")
-        return results
+        _assert_released(run)
+        return run.parent
+    results = tmp_path_factory.mktemp("smoke") / "results"
     overlay = results.parent / "overlay.yaml"
     overlay.write_text(f"run: {{results_dir: {json.dumps(str(results))}}}\n")
     done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "configs/smoke.yaml",
@@ -147,6 +147,30 @@ def smoke_results(tmp_path_factory) -> Path:
         pytest.fail("the smoke run failed:\n" + (done.stdout + done.stderr)[-3000:])
     _assert_released(results / "smoke")
     return results
+
+
+def results_dir_setting(results: Path) -> str:
+    """run.results_dir as the run was made with it: relative to the repository where it lies inside it."""
+    return os.path.relpath(results, REPO) if results.is_relative_to(REPO) else str(results)
+
+
+def copy_run(results: Path, to: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """A copy of the smoke run (mtimes kept) under `to`/smoke, without the top-level folders `leave_out`; its
+    params.yaml names the copy's results_dir, as the Snakefile would write it, so a direct stage call with it
+    reads and writes the copy, never the original."""
+    import yaml
+
+    from lediflow.pipeline import runlock
+
+    shutil.copytree(results / "smoke", to / "smoke", symlinks=True,
+                    ignore=lambda folder, names: [n for n in names if n in leave_out and Path(folder).name == "smoke"])
+    recorded = to / "smoke" / "params.yaml"
+    params = yaml.safe_load(recorded.read_text())
+    params["run"]["results_dir"] = results_dir_setting(to)
+    stat = recorded.stat()
+    recorded.write_text(runlock.params_text(params))
+    os.utime(recorded, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return to
 
 
 def _assert_released(run: Path) -> None:

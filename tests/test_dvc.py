@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lediflow.pipeline import dvcgen
+from conftest import copy_run
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP = {"results", ".snakemake", "__pycache__", ".pytest_cache", "tmp", ".git", "dvc.lock"}
@@ -80,9 +81,7 @@ def smoke_repo(tmp_path_factory, smoke_results: Path) -> Path:
     repo = tmp_path_factory.mktemp("dvc") / "repo"
     shutil.copytree(REPO, repo, ignore=_uncommitted)
     shutil.copy(REPO / "configs" / "smoke.yaml", repo / "params.yaml")
-    shutil.copytree(smoke_results / "smoke", repo / "results" / "smoke", symlinks=True,
-                    ignore=lambda folder, names: [n for n in names if n in ("tables", "figures")
-                                                  and Path(folder).name == "smoke"])
+    copy_run(smoke_results, repo / "results", leave_out=("tables", "figures"))
     _run(["git", "init", "-q"], repo)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "smoke"], repo)

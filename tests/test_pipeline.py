@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import copy_run, results_dir_setting
 from lediflow.core import artifacts
 
 
@@ -104,9 +105,9 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
 def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_results: Path, dataframe_regression):
     """The finished smoke run (`snakemake --cores 2 --configfile configs/smoke.yaml`, made once per session by
     the `smoke_results` fixture or by CI's smoke step): every artifact, the golden tables, then a second run,
-    an equal-compute change and a damaged-artifact rebuild on it."""
+    an equal-compute change planned against it, and a damaged-artifact rebuild on a copy."""
     run = smoke_results / "smoke"
-    smoke_overlay = overlay(tmp_path, run={"results_dir": str(smoke_results)})
+    smoke_overlay = overlay(tmp_path, run={"results_dir": results_dir_setting(smoke_results)})
     folder = run / "data"
     assert np.load(folder / "train.npy", mmap_mode="r").shape == (2000, 1, 32, 32)
     assert artifacts.verify_manifest(folder) == []
@@ -167,14 +168,16 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_results: Path, d
     # Raising the baseline's extra steps (equal compute) re-trains the two Gaussian flows only:
     # the learned flows and their sample cells are untouched.
     (tmp_path / "longer").mkdir()
-    longer = overlay(tmp_path / "longer", run={"results_dir": str(tmp_path / "results")},
+    longer = overlay(tmp_path / "longer", run={"results_dir": results_dir_setting(smoke_results)},
                      flow={"baseline_extra_steps": 20})
     plan = snakemake("-n", "--configfile", "configs/smoke.yaml", str(longer))
     assert plan.returncode == 0, plan.stderr
     counts = _job_counts(plan.stdout + plan.stderr)
     assert counts["train_flow"] == 2 and counts["sample"] == 2 * 4 and counts["score"] == 2 * 4, counts
     assert "prior=learned" not in plan.stdout + plan.stderr
-    _damage_and_rebuild(run, smoke_overlay)
+    (tmp_path / "copy").mkdir()
+    copy = copy_run(smoke_results, tmp_path / "copy" / "results")
+    _damage_and_rebuild(copy / "smoke", overlay(tmp_path / "copy", run={"results_dir": str(copy)}))
 
 
 def test_snakefile_rejects_bad_params_before_any_job(tmp_path: Path):
