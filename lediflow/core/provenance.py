@@ -29,7 +29,7 @@ def code_state() -> dict:
         version = metadata.version("lediflow")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the checkout holding the lediflow package (lediflow/core/ here)
     commit = _git(root, "rev-parse", "HEAD") if (root / ".git").exists() else None
     if commit is None:
         return {"commit": "unknown (not a git checkout)", "dirty": None, "lediflow": version}
