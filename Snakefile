@@ -2,7 +2,10 @@
 # validation, rule files, and the final targets.
 #   snakemake --cores all                                  # params.yaml
 #   snakemake --cores all --configfile configs/smoke.yaml  # CI smoke run
-from lediflow.pipeline import runlock
+import sys
+from pathlib import Path
+
+from lediflow.pipeline import preflight, runlock
 from lediflow.pipeline.workflow import resolve_config
 
 configfile: "params.yaml"
@@ -12,9 +15,13 @@ configfile: "params.yaml"
 container: "docker://continuumio/miniconda3:24.7.1-0"
 
 # Validate (exit 2 with one line on a bad key or a geometry that cannot be built) and fill schema
-# defaults. Parsing writes nothing; onstart (a real execution, under Snakemake's lock) writes the
+# defaults. Parsing writes no params; onstart (a real execution, under Snakemake's lock) writes the
 # resolved params to results/<run>/params.yaml, which every rule's CLI call reads.
 PARAMS, RUN_DIR, PARAMS_FILE = resolve_config(config, workflow.config_settings.overwrite_config, workflow.configfiles)
+
+# A finished artifact that no longer matches its manifest or seal is moved aside before Snakemake plans, so
+# this same call re-makes it (docs/provenance.md, "Verified inputs"); a dry run only reports it.
+preflight.set_aside_damaged(Path(RUN_DIR), sys.argv[1:], workflow.is_main_process)
 
 
 onstart:

@@ -63,9 +63,16 @@ def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
     assert counts["sample"] == cells and counts["score"] == cells
 
 
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
-    """Each kind of artifact damaged after the run: its reader gives one line and moves it aside, and one
-    snakemake call (targeting those files, so the test stays short) rebuilds every one of them."""
+    """Each kind of artifact damaged after the run: its reader gives one line and moves it aside; damage no
+    stage has read yet is found by the snakemake call itself before it plans; one call (targeting those files,
+    so the test stays short) rebuilds every one of them."""
     cell = ("--model", "flow-pixel-learned", "--setting", "euler-4")
     cases = [  # (file, how, the stage that reads it)
         (run / "samples" / "flow-pixel-learned" / "euler-4" / "samples.npy", "truncate", ["score", *cell]),
@@ -78,21 +85,32 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
     for path, how, stage in cases:
         data = bytearray(path.read_bytes())
         if how == "truncate":
-            data = data[: len(data) // 2]
+            path.write_bytes(bytes(data[: len(data) // 2]))
         elif how == "flip":
-            data[len(data) // 2] ^= 0xFF
+            _flip(path)
         else:
-            data = bytearray(b'{"fid": ')
-        path.write_bytes(bytes(data))
+            path.write_bytes(b'{"fid": ')
         result = subprocess.run([sys.executable, "-m", "lediflow.cli", stage[0], "--config",
                                  str(run / "params.yaml"), *stage[1:]], cwd=REPO, capture_output=True, text=True)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and f"{path} is damaged" in lines[0], result.stderr
         assert path.with_name(path.name + ".damaged").is_file() and not path.exists()
+    # damaged with no stage reading them first: the snakemake call itself finds them before it plans
+    unread = [run / "samples" / "flow-pixel-gaussian" / "euler-4" / "samples.npy",
+              run / "scores" / "flow-latent-learned" / "euler-4.json"]
+    before = {path: path.read_bytes() for path in unread}
+    _flip(unread[0])
+    score = json.loads(unread[1].read_text())
+    unread[1].write_text(json.dumps({**score, "fid": score["fid"] + 0.5}))
     targets = [str(path) for path, _, _ in cases[:3]] + [str(run / "scores" / "flow-pixel-learned" / "euler-4.json"),
-                                                          str(cases[3][0])]
+                                                          str(cases[3][0]), str(unread[1]),
+                                                          str(run / "scores" / "flow-pixel-gaussian" / "euler-4.json")]
     rebuilt = snakemake(*targets, "--configfile", "configs/smoke.yaml", str(smoke_overlay))
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    for path in unread:  # one call: set aside (one line each) and re-made as before
+        assert f"lediflow: {path} is damaged" in rebuilt.stderr and "this snakemake call rebuilds it" in rebuilt.stderr
+    assert unread[0].read_bytes() == before[unread[0]]
+    assert artifacts.read_sealed_json(unread[1])["fid"] == score["fid"]
     for path, _, _ in cases:  # rebuilt and verified: the arrays and weights by their manifests, the score by its seal
         if path.suffix == ".json":
             assert artifacts.read_sealed_json(path)["fid"] > 0

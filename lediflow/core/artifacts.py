@@ -164,13 +164,15 @@ def read_manifest(folder: str | Path, rebuild: str = "") -> dict[str, Any]:
     return read_json(Path(folder) / MANIFEST, rebuild)
 
 
-def quarantine(path: str | Path, why: str) -> LediflowError:
+REBUILD_NEXT = "run snakemake again and it rebuilds the file (or rerun the stage that wrote it)"
+
+
+def quarantine(path: str | Path, why: str, then: str = REBUILD_NEXT) -> LediflowError:
     """Move a damaged artifact aside (kept as <name>.damaged) so Snakemake sees it missing and rebuilds it."""
     path = Path(path)
     aside = path.with_name(path.name + DAMAGED_SUFFIX)
     os.replace(path, aside)
-    return LediflowError(f"{path} is damaged ({why}); moved it to {aside.name} - run snakemake again and it "
-                         "rebuilds the file (or rerun the stage that wrote it)")
+    return LediflowError(f"{path} is damaged ({why}); moved it to {aside.name} - {then}")
 
 
 def _missing(path: Path, rebuild: str) -> LediflowError:
@@ -205,11 +207,19 @@ def read_sealed_json(path: str | Path, rebuild: str = "") -> dict[str, Any]:
     """A sealed result file, refused (moved aside for a rebuild) when its content no longer matches its seal or
     it carries none: an edited number never reaches a table."""
     obj = read_json(path, rebuild)
-    if not isinstance(obj, dict) or SEAL not in obj:
-        raise quarantine(path, "it carries no content checksum, so nothing tells whether it was edited")
-    if obj[SEAL] != content_digest(obj):
-        raise quarantine(path, "its content no longer matches the checksum written with it")
+    why = seal_mismatch(obj)
+    if why:
+        raise quarantine(path, why)
     return obj
+
+
+def seal_mismatch(obj: Any) -> str | None:
+    """Why a sealed result's content cannot be trusted, or None when it matches its own checksum."""
+    if not isinstance(obj, dict) or SEAL not in obj:
+        return "it carries no content checksum, so nothing tells whether it was edited"
+    if obj[SEAL] != content_digest(obj):
+        return "its content no longer matches the checksum written with it"
+    return None
 
 
 def _manifest_entry(path: Path, levels: int = 3) -> dict[str, Any] | None:
@@ -237,12 +247,20 @@ def verify_file(path: str | Path, rebuild: str = "", required: bool = True) -> P
         if not required:
             return path
         raise quarantine(path, "no manifest.json beside it (or up to two folders up) records its checksum")
+    why = entry_mismatch(path, entry)
+    if why:
+        raise quarantine(path, why)
+    return path
+
+
+def entry_mismatch(path: Path, entry: dict[str, Any]) -> str | None:
+    """Why `path` differs from its manifest entry (byte count, then sha256 up to HASH_LIMIT_BYTES), or None."""
     size = path.stat().st_size
     if size != entry["bytes"]:
-        raise quarantine(path, f"{size} bytes where its manifest records {entry['bytes']}")
+        return f"{size} bytes where its manifest records {entry['bytes']}"
     if size <= HASH_LIMIT_BYTES and sha256_file(path) != entry["sha256"]:
-        raise quarantine(path, "its sha256 differs from the one its manifest records")
-    return path
+        return "its sha256 differs from the one its manifest records"
+    return None
 
 
 def load_npy(path: str | Path, rebuild: str = "", mmap: bool = True) -> Any:
