@@ -189,3 +189,37 @@ def test_a_joint_bootstrap_of_correlated_cells_is_wider_than_treating_them_as_in
     # without replicates, the bound over correlations holds the joint value too
     bound, how = comparisons.geomean_log_se(base.drop(columns="fid_replicates"), ledi.drop(columns="fid_replicates"))
     assert how == "bound over correlations" and bound >= 0.95 * joint
+
+
+def _training_run(tmp_path: Path, model_rows: list[dict], record_rows: list[dict]) -> Path:
+    """A run whose model folder holds `model_rows` as its log (train_seconds 500) and whose committed training
+    record holds `record_rows` (train_seconds 100)."""
+    import json
+
+    from lediflow.core import artifacts
+
+    run = tmp_path / "run"
+    model = run / "models" / "flow-pixel-gaussian"
+    model.mkdir(parents=True)
+    (model / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in model_rows))
+    artifacts.write_json_atomic(model / "manifest.json", {"files": {}, "training": {"step": 100, "train_seconds": 500}})
+    (run / "training").mkdir()
+    (run / "training" / "flow-pixel-gaussian.jsonl").write_text("".join(json.dumps(r) + "\n" for r in record_rows))
+    artifacts.write_json_atomic(run / "training" / "flow-pixel-gaussian.json",
+                                {"model": "flow-pixel-gaussian", "step": 100, "train_seconds": 100})
+    return run
+
+
+def test_a_model_re_made_step_for_step_keeps_the_seconds_on_record_and_any_other_training_replaces_them(tmp_path):
+    rows = [{"step": 50, "loss": 1.5, "lr": 1e-4, "grad_norm": 2.0, "images_per_s": 200.0},
+            {"step": 100, "loss": 1.2, "lr": 2e-4, "grad_norm": 0.5, "images_per_s": 210.0}]
+    slower = [{**row, "images_per_s": 50.0} for row in rows]  # the same computation on a busy machine
+    run = _training_run(tmp_path / "same", slower, rows)
+    tables.sync_training_records(run)
+    assert tables.training_record(run, "flow-pixel-gaussian")["train_seconds"] == 100
+    assert (run / "training" / "flow-pixel-gaussian.jsonl").read_text().count("210.0") == 1
+    other = [rows[0], {**rows[1], "loss": 1.2000001}]  # one logged loss differs: another training
+    run = _training_run(tmp_path / "other", other, rows)
+    tables.sync_training_records(run)
+    assert tables.training_record(run, "flow-pixel-gaussian")["train_seconds"] == 500
+    assert "1.2000001" in (run / "training" / "flow-pixel-gaussian.jsonl").read_text()

@@ -8,6 +8,7 @@ and formats. A run's cells are exactly those its resolved params name
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -121,13 +122,39 @@ def plus_minus(value: float, se: float, digits: int) -> str:
     return f"{value:.{digits}f} ± {Z95 * se:.{digits}f}"
 
 
+WALL_CLOCK_KEYS = frozenset({"images_per_s", "train_seconds", "resumed_from"})  # how fast, not what was computed
+
+
+def _computation(path: Path) -> list[dict]:
+    """The rows of a training log (or the one record of a summary) without their wall-clock fields."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK_KEYS} for row in rows]
+
+
+def same_training(log: Path, record: Path) -> bool:
+    """Whether the committed training log `record` describes the same computation as the model's `log`: every
+    logged step, loss, learning rate and gradient norm equal, bit for bit."""
+    try:
+        return record.is_file() and _computation(log) == _computation(record)
+    except (OSError, ValueError):
+        return False
+
+
 def sync_training_records(run: Path) -> list[Path]:
     """Copy each trained model's metrics.jsonl and its manifest's training record (steps, images seen, measured
     seconds) from results/<run>/models/ (DVC outputs, or ignored in study arms) to results/<run>/training/, which
-    git keeps: a fresh clone's tables then still know what each model cost."""
+    git keeps: a fresh clone's tables then still know what each model cost.
+
+    A model re-made step for step (`same_training`) keeps the record already there: its seconds measure the same
+    computation, and a re-make on a busy machine must not replace an idle machine's measurement. Any other
+    difference replaces the record."""
     copied = []
     for model in sorted(p for p in (run / "models").glob("*") if p.is_dir()):
         log, target = model / "metrics.jsonl", run / "training" / f"{model.name}.jsonl"
+        summary = target.with_suffix(".json")
+        if log.is_file() and summary.is_file() and same_training(log, target):
+            copied += [target, summary]
+            continue
         if log.is_file():
             if not target.is_file() or target.read_bytes() != log.read_bytes():
                 with artifacts.atomic_path(target) as tmp:
@@ -135,7 +162,6 @@ def sync_training_records(run: Path) -> list[Path]:
             copied.append(target)
         manifest = model / "manifest.json"
         if manifest.is_file() and "training" in (record := artifacts.read_json(manifest)):
-            summary = target.with_suffix(".json")
             artifacts.write_json_atomic(summary, {"model": model.name, **record["training"]})
             copied.append(summary)
     return copied
