@@ -32,8 +32,6 @@ def test_every_dvc_stage_runs_an_existing_snakemake_target():
         assert f"rule {target}:" in text, target
 
 
-@pytest.mark.xfail(strict=True, reason="dvc.lock was written for the default run of 2026-11-27; re-make the run "
-                   "with this code and `dvc commit` (docs/dvc.md, 'The lock and the code'), then drop this marker")
 def test_the_committed_lock_matches_the_committed_code_and_results():
     """dvc.lock records the code and small results of the default run: a change to a stage's code (or to a
     committed score) without re-making the run and `dvc commit` fails here, so `dvc repro` in a clone that holds
