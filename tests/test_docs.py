@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # a reader has no issue tracker, no log of working periods and no machine loans: none of them may be cited
 HISTORY = re.compile(r"\b(issue|session)s? #?[0-9]+|\blease[sd]?\b|device\stime", re.IGNORECASE)
+WRAPPED = re.compile(r"\b(issue|session)s?[ \t]*\n\s*#?[0-9]+", re.IGNORECASE)  # the same, split by a line break
 
 
 def _tracked() -> list[str]:
@@ -36,6 +37,7 @@ def test_tracked_files_cite_no_issue_numbers_working_periods_or_machine_loans():
             continue
         hits += [f"{name}:{i}: {line.strip()[:80]}" for i, line in enumerate(text.splitlines(), 1)
                  if HISTORY.search(line)]
+        hits += [f"{name}: {match.group(0)!r}" for match in WRAPPED.finditer(text)]
     assert not hits, "\n".join(hits[:20])
 
 
