@@ -91,3 +91,25 @@ def test_the_inpainting_numbers_in_the_docs_are_the_committed_ones():
                      ("mse_unknown_prior_mean", "the prior's mean alone"), ("mse_unknown_grey", "flat grey")):
         line = next(ln for ln in block.splitlines() if ln.startswith(f"| {row}"))
         assert line.rstrip(" |").endswith(f"{metrics[key]:.3f}"), (key, line)
+
+
+# (model, setting, decimals) of every cell docs/results/default.md quotes as "FID ± 95% half-width"
+DEFAULT_PAGE_CELLS = [
+    ("flow-pixel-learned", "euler-1", 1), ("flow-pixel-learned", "euler-2", 1), ("flow-pixel-learned", "prior-x0", 1),
+    ("flow-pixel-learned", "prior-mean", 1), ("flow-pixel-gaussian", "euler-8", 1),
+    ("flow-pixel-gaussian", "euler-16", 1), ("flow-latent-learned", "euler-1", 1), ("flow-latent-learned", "euler-4", 1),
+    ("flow-latent-learned", "prior-x0", 1), ("flow-latent-learned", "prior-mean", 1),
+    ("flow-latent-gaussian", "euler-16", 1), ("flow-latent-gaussian", "dopri5-1e-05", 1),
+    ("flow-latent-gaussian", "midpoint-4", 1), ("", "data_floor", 2), ("", "autoencoder_floor", 2),
+]
+
+
+@pytest.mark.parametrize("model, setting, decimals", DEFAULT_PAGE_CELLS)
+def test_the_default_runs_page_quotes_the_committed_scores(model: str, setting: str, decimals: int):
+    import json
+
+    from lediflow.analysis.tables import Z95
+
+    score = json.loads((REPO / "results/default/scores" / model / f"{setting}.json").read_text())
+    quoted = f"{score['fid']:.{decimals}f} ± {Z95 * score['fid_se']:.{decimals}f}"
+    assert quoted in (REPO / "docs/results/default.md").read_text(), quoted
