@@ -146,3 +146,12 @@ def test_the_cli_and_the_path_table_do_not_import_torch():
               "print(heavy)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
+
+
+def test_the_sample_stage_imports_no_autoencoder_or_model_zoo():
+    """One process per sampling job: a pixel cell must not pay seconds for diffusers (the latent decoder) or
+    torchvision (a model zoo); the latent path imports them where it decodes."""
+    script = ("import sys, lediflow.pipeline.stages.sample\n"
+              "print(sorted(m for m in ('torchvision', 'diffusers') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,9 +19,11 @@ from lediflow.pipeline.images import save_grid
 from lediflow.method.learned_prior import LearnedPrior
 from lediflow.method.numerics import configure
 from lediflow.method.device import resolve_device, to_model_range, to_uint8
-from lediflow.method.autoencoder import LatentCodec
 from lediflow.method.sampling import sync, sample_batch
 from lediflow.pipeline.stages.common import file_hash, load_codec
+
+if TYPE_CHECKING:  # diffusers costs seconds per process: a pixel cell never decodes, so never imports it
+    from lediflow.method.autoencoder import LatentCodec
 
 
 def load_source(params: Params, space: str, prior_kind: str, device: torch.device) -> LearnedPrior | None:
