@@ -19,18 +19,23 @@ def gaussian_coupling(x1: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return torch.randn(x1.shape, generator=generator, device=x1.device)
 
 
-def ot_coupling(x1: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """OT-CFM (Tong et al. 2023, eq. 16; Pooladian et al. 2023): x0 ~ N(0, I) re-paired with the batch by the
-    exact optimal transport plan under squared Euclidean cost, from POT's network simplex (ot.emd)."""
+def ot_partner(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """The exact minibatch optimal transport plan between x0 and x1 under squared Euclidean cost, from POT's
+    network simplex (ot.emd), as the x0 row each x1 is transported from (Tong et al. 2023, eq. 16)."""
     import ot  # the POT library: imported here so the rest of the method does not need it
 
-    x0 = gaussian_coupling(x1, generator)
     cost = torch.cdist(x0.flatten(1).double(), x1.flatten(1).double()) ** 2
     n = len(x1)
     uniform = torch.full((n,), 1.0 / n, dtype=torch.float64)
     plan = ot.emd(uniform.numpy(), uniform.numpy(), cost.cpu().numpy())  # a permutation matrix / n
-    partner = torch.from_numpy(plan.argmax(axis=0)).to(x1.device)  # the x0 row each x1 is transported from
-    return x0[partner]
+    return torch.from_numpy(plan.argmax(axis=0)).to(x1.device)
+
+
+def ot_coupling(x1: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """OT-CFM (Tong et al. 2023, eq. 16; Pooladian et al. 2023): x0 ~ N(0, I) re-paired with the batch by the
+    exact optimal transport plan (ot_partner)."""
+    x0 = gaussian_coupling(x1, generator)
+    return x0[ot_partner(x0, x1)]
 
 
 def prior_sample(prior: AuxiliaryModel, z: torch.Tensor, std_scale: float, generator: torch.Generator
