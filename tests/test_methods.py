@@ -68,6 +68,9 @@ def test_the_methods_workflow_plans_each_arm_as_an_ordinary_run():
     assert "lediflow methods --runs results/default results/otcfm-pixel-x1-s0 results/otcfm-latent-x1-s0" in plan.stdout
     # the latent arm loads the default run's autoencoder, which the study makes first with the default run's rule
     assert "snakemake results/default/models/autoencoder/manifest.json" in plan.stdout
+    # the OT-pairing measurement reads the default run's priors only (made by their own rules, no flow trained)
+    assert "lediflow ot-pairing --config results/default/params.yaml --batches 20 --out results/methods" in plan.stdout
+    assert "snakemake results/default/models/prior-pixel/manifest.json" in plan.stdout
 
 
 def test_an_arm_added_to_the_study_runs_although_the_methods_table_exists(tmp_path: Path):

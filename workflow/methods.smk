@@ -46,6 +46,7 @@ rule all:
         # output exists, so an arm added to the list would otherwise never run; once it has, its newer
         # tables re-make the methods table
         [tables_of(run) for run in RUNS],
+        os.path.join(OUT, "ot_pairing.md"),
 
 
 wildcard_constraints:
@@ -109,3 +110,39 @@ rule methods:
         "envs/lediflow.yaml"
     shell:
         f"lediflow methods --runs {{params.runs}} --out {OUT} > {{log}} 2>&1"
+
+
+# Does minibatch OT help the learned prior? The transport cost of every coupling on the default run's training
+# batches (lediflow/studies/ot_pairing.py): no flow is trained, only the default run's priors are read.
+PRIOR_MODELS = [os.path.join(DEFAULT, "models", f"{kind}-{space}", "manifest.json")
+                for space in BASE["flow"]["spaces"] for kind in ("prior", "latent_sampler")]
+
+
+rule default_priors:
+    # The default run's learned priors alone (their own rules in the main Snakefile).
+    output:
+        PRIOR_MODELS,
+    log:
+        os.path.join(OUT, "logs", "default_priors.log"),
+    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+    conda:
+        "envs/lediflow.yaml"
+    shell:
+        "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
+
+
+rule ot_pairing:
+    input:
+        [ancient(path) for path in PRIOR_MODELS],
+    output:
+        md=os.path.join(OUT, "ot_pairing.md"),
+        csv=os.path.join(OUT, "ot_pairing.csv"),
+    params:
+        batches=config.get("ot_pairing_batches", 20),
+    log:
+        os.path.join(OUT, "logs", "ot_pairing.log"),
+    conda:
+        "envs/lediflow.yaml"
+    shell:
+        f"lediflow ot-pairing --config {os.path.join(DEFAULT, 'params.yaml')} --batches {{params.batches}} "
+        f"--out {OUT} > {{log}} 2>&1"

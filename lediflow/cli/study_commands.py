@@ -73,6 +73,21 @@ def methods_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/methods", help="folder for methods.md/.csv/.tex and the figure")
 
 
+def ot_pairing(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.studies.ot_pairing import write
+
+    spaces = args.space or params["flow"]["spaces"]
+    write(params, spaces, args.batches, Path(args.out))
+    print(f"ot-pairing: {args.batches} batches in {', '.join(spaces)} -> {args.out}/ot_pairing.md")
+
+
+def ot_pairing_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", nargs="+", choices=["pixel", "latent"], default=None,
+                        help="spaces to measure (default: the run's flow.spaces)")
+    parser.add_argument("--batches", type=int, default=20, help="training batches to average over")
+    parser.add_argument("--out", default="results/methods", help="folder for ot_pairing.md/.csv")
+
+
 def scaling_cost(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies import scaling, scaling_cost
     from lediflow.pipeline.paths import run_dir
