@@ -113,3 +113,30 @@ def test_the_default_runs_page_quotes_the_committed_scores(model: str, setting: 
     score = json.loads((REPO / "results/default/scores" / model / f"{setting}.json").read_text())
     quoted = f"{score['fid']:.{decimals}f} ± {Z95 * score['fid_se']:.{decimals}f}"
     assert quoted in (REPO / "docs/results/default.md").read_text(), quoted
+
+
+# (space, scale, summary column, decimals) of every "value ± 95% half-width" the scaling page quotes
+SCALING_PAGE_NUMBERS = (
+    [(space, scale, metric, 2) for space, scale in (("pixel", 1.0), ("pixel", 2.0), ("latent", 1.0), ("latent", 2.0),
+                                                    ("latent", 4.0), ("latent", 8.0))
+     for metric in ("best_ratio", "fid_ratio", "dopri5_ratio")]
+    + [(space, scale, metric, 1) for space, scale in (("pixel", 1.0), ("pixel", 2.0), ("latent", 1.0),
+                                                      ("latent", 2.0), ("latent", 4.0), ("latent", 8.0))
+       for metric in ("baseline_best_fid", "ledi_best_fid")]
+    + [("pixel", 1.0, "cost_ratio", 2), ("pixel", 2.0, "cost_ratio", 2), ("latent", 1.0, "cost_ratio", 2),
+       ("latent", 4.0, "cost_ratio", 2), ("pixel", 1.0, "ratio_e8", 2), ("pixel", 2.0, "ratio_e8", 2)]
+)
+
+
+def test_the_scaling_page_quotes_the_committed_summary():
+    """Every interval the scaling page's verdict and tables quote is the committed study summary's, so a re-made
+    study cannot leave the prose behind (line breaks inside a number are read as spaces)."""
+    summary = pd.read_csv(REPO / "results/scaling/scaling_summary.csv").set_index(["space", "scale"])
+    page = " ".join((REPO / "docs/results/scaling.md").read_text().split())
+    missing = []
+    for space, scale, metric, digits in SCALING_PAGE_NUMBERS:
+        value, half = summary.loc[(space, scale), metric], summary.loc[(space, scale), f"{metric}_ci"]
+        quoted = f"{value:.{digits}f} ± {half:.{digits}f}"
+        if quoted not in page:
+            missing.append(f"{space} x{scale:g} {metric}: {quoted}")
+    assert not missing, missing
