@@ -149,6 +149,13 @@ def smoke_results(tmp_path_factory) -> Path:
     return results
 
 
+def flip_byte(path: Path) -> None:
+    """Damage a file the way a bad disk or a partial copy does: one byte in the middle changed."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def results_dir_setting(results: Path) -> str:
     """run.results_dir as the run was made with it: relative to the repository where it lies inside it."""
     return os.path.relpath(results, REPO) if results.is_relative_to(REPO) else str(results)

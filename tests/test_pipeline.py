@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_run, results_dir_setting
+from conftest import copy_run, flip_byte, results_dir_setting
 from lediflow.core import artifacts
 
 
@@ -63,12 +63,6 @@ def test_dry_run_lists_the_expected_jobs(configs, cells, smoke_overlay):
     assert counts["sample"] == cells and counts["score"] == cells
 
 
-def _flip(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
     """Each kind of artifact damaged after the run: its reader gives one line and moves it aside; damage no
     stage has read yet is found by the snakemake call itself before it plans; one call (targeting those files,
@@ -87,7 +81,7 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
         if how == "truncate":
             path.write_bytes(bytes(data[: len(data) // 2]))
         elif how == "flip":
-            _flip(path)
+            flip_byte(path)
         else:
             path.write_bytes(b'{"fid": ')
         result = subprocess.run([sys.executable, "-m", "lediflow.cli", stage[0], "--config",
@@ -99,7 +93,7 @@ def _damage_and_rebuild(run: Path, smoke_overlay: Path) -> None:
     unread = [run / "samples" / "flow-pixel-gaussian" / "euler-4" / "samples.npy",
               run / "scores" / "flow-latent-learned" / "euler-4.json"]
     before = {path: path.read_bytes() for path in unread}
-    _flip(unread[0])
+    flip_byte(unread[0])
     score = json.loads(unread[1].read_text())
     unread[1].write_text(json.dumps({**score, "fid": score["fid"] + 0.5}))
     targets = [str(path) for path, _, _ in cases[:3]] + [str(run / "scores" / "flow-pixel-learned" / "euler-4.json"),

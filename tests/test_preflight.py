@@ -11,13 +11,9 @@ import yaml
 from lediflow.core import artifacts
 from lediflow.pipeline import preflight
 
+from conftest import flip_byte
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _flip(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ def test_an_intact_run_has_nothing_damaged_and_checkpoints_and_staging_folders_a
 
 
 def test_each_kind_of_damage_is_found_with_its_reason(run: Path):
-    _flip(run / "data" / "train.npy")
+    flip_byte(run / "data" / "train.npy")
     score = run / "scores" / "m" / "euler-1.json"
     score.write_text(json.dumps({**json.loads(score.read_text()), "fid": 10.5}))
     found = dict(preflight.damaged(run))
@@ -64,7 +60,7 @@ def test_each_kind_of_damage_is_found_with_its_reason(run: Path):
 
 def test_a_real_run_moves_damage_aside_in_one_line_an_inspecting_one_only_reports(run: Path, capsys):
     train = run / "data" / "train.npy"
-    _flip(train)
+    flip_byte(train)
     assert len(preflight.set_aside_damaged(run, ["-n"], main_process=True)) == 1
     assert train.is_file() and "a snakemake call that runs jobs sets it aside" in capsys.readouterr().err
     assert preflight.set_aside_damaged(run, ["--cores", "1"], main_process=False) == []  # a job's own parse
@@ -76,7 +72,7 @@ def test_a_real_run_moves_damage_aside_in_one_line_an_inspecting_one_only_report
 
 
 def test_nothing_moves_while_another_snakemake_holds_the_run(run: Path, monkeypatch):
-    _flip(run / "data" / "train.npy")
+    flip_byte(run / "data" / "train.npy")
     monkeypatch.setattr(preflight.runlock, "holder", lambda folder: {"pid": 1})
     assert preflight.set_aside_damaged(run, [], main_process=True) == []
     assert (run / "data" / "train.npy").is_file()
@@ -90,7 +86,7 @@ def test_one_snakemake_call_rebuilds_damaged_prepared_data_bit_for_bit(tmp_path:
     assert first.returncode == 0, first.stderr[-2000:]
     train = tmp_path / "results" / "smoke" / "data" / "train.npy"
     clean = train.read_bytes()
-    _flip(train)
+    flip_byte(train)
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"lediflow: {train} is damaged" in again.stderr
