@@ -113,3 +113,29 @@ def test_a_latent_arm_on_the_default_runs_autoencoder_shares_its_latent_space(tm
     refused = _lediflow("methods", "--runs", "results/default", str(copy), "--out", str(tmp_path / "out"))
     assert refused.returncode != 0 and "differ in latent space (autoencoder)" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_study_never_plans_to_remake_a_default_run_file_that_exists(tmp_path: Path):
+    """The default run's autoencoder, priors and tables belong to the main Snakefile: where they exist, the study
+    declares no rule for them (a second owner would make Snakemake delete a trained network to make it again)."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "configs" / "methods", tmp_path / "configs" / "methods")
+    made = [tmp_path / "results/default/tables/scores_long.csv",
+            tmp_path / "results/default/models/autoencoder/manifest.json",
+            *(tmp_path / f"results/default/models/{kind}-{space}/manifest.json"
+              for space in ("pixel", "latent") for kind in ("prior", "latent_sampler"))]
+    for path in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+
+    def plan() -> str:
+        done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/methods.smk"), "-n",
+                               "-d", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    planned = plan()
+    assert "default_autoencoder" not in planned and "default_priors" not in planned and "default_run" not in planned
+    assert "rule ot_pairing" in planned and "otcfm-latent-x1-s0" in planned  # the study's own jobs still run
+    (made[1]).unlink()  # a missing one is made, by the main Snakefile's rule
+    assert "localrule default_autoencoder" in plan() or "rule default_autoencoder" in plan()

@@ -69,35 +69,62 @@ rule arm:
         "snakemake tables --cores {threads} --nolock --configfile {input.config} > {log} 2>&1"
 
 
-rule default_run:
-    # The default run's own tables (snakemake --cores all); a fresh clone has them committed.
-    output:
-        tables_of(BASE["run"]["name"]),
-    log:
-        os.path.join(OUT, "logs", "default.log"),
-    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
-    conda:
-        "envs/lediflow.yaml"
-    shell:
-        "snakemake tables --cores {threads} --nolock > {log} 2>&1"
+# The default run's files (its tables, autoencoder and priors) belong to the main Snakefile. This workflow
+# declares a rule that makes one only while it is missing: a second rule owning an existing file makes Snakemake
+# read the main Snakefile's records of it as "code and params changed" and delete it to make it again (a trained
+# autoencoder or prior among them). Keep the default run current with the main Snakefile.
+DEFAULT_TABLES = tables_of(BASE["run"]["name"])
+PRIOR_MODELS = [os.path.join(DEFAULT, "models", f"{kind}-{space}", "manifest.json")
+                for space in BASE["flow"]["spaces"] for kind in ("prior", "latent_sampler")]
+
+if not os.path.exists(DEFAULT_TABLES):
+
+    rule default_run:
+        # The default run's own tables (snakemake --cores all); a fresh clone has them committed.
+        output:
+            DEFAULT_TABLES,
+        log:
+            os.path.join(OUT, "logs", "default.log"),
+        threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+        conda:
+            "envs/lediflow.yaml"
+        shell:
+            "snakemake tables --cores {threads} --nolock > {log} 2>&1"
 
 
-rule default_autoencoder:
-    # The default run's autoencoder alone (its own rule in the main Snakefile), for the latent arms.
-    output:
-        os.path.join(SHARED_AUTOENCODER, "manifest.json"),
-    log:
-        os.path.join(OUT, "logs", "default_autoencoder.log"),
-    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
-    conda:
-        "envs/lediflow.yaml"
-    shell:
-        "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
+if not os.path.exists(os.path.join(SHARED_AUTOENCODER, "manifest.json")):
+
+    rule default_autoencoder:
+        # The default run's autoencoder alone (its own rule in the main Snakefile), for the latent arms.
+        output:
+            os.path.join(SHARED_AUTOENCODER, "manifest.json"),
+        log:
+            os.path.join(OUT, "logs", "default_autoencoder.log"),
+        threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+        conda:
+            "envs/lediflow.yaml"
+        shell:
+            "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
+
+
+if not all(os.path.exists(path) for path in PRIOR_MODELS):
+
+    rule default_priors:
+        # The default run's learned priors alone (their own rules in the main Snakefile), for the OT-pairing study.
+        output:
+            PRIOR_MODELS,
+        log:
+            os.path.join(OUT, "logs", "default_priors.log"),
+        threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+        conda:
+            "envs/lediflow.yaml"
+        shell:
+            "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
 
 
 rule methods:
     input:
-        default=ancient(tables_of(BASE["run"]["name"])),
+        default=ancient(DEFAULT_TABLES),
         arms=[ancient(tables_of(run)) for run in RUNS],
     output:
         md=os.path.join(OUT, "methods.md"),
@@ -114,23 +141,6 @@ rule methods:
 
 # Does minibatch OT help the learned prior? The transport cost of every coupling on the default run's training
 # batches (lediflow/studies/ot_pairing.py): no flow is trained, only the default run's priors are read.
-PRIOR_MODELS = [os.path.join(DEFAULT, "models", f"{kind}-{space}", "manifest.json")
-                for space in BASE["flow"]["spaces"] for kind in ("prior", "latent_sampler")]
-
-
-rule default_priors:
-    # The default run's learned priors alone (their own rules in the main Snakefile).
-    output:
-        PRIOR_MODELS,
-    log:
-        os.path.join(OUT, "logs", "default_priors.log"),
-    threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
-    conda:
-        "envs/lediflow.yaml"
-    shell:
-        "snakemake {output} --cores {threads} --nolock > {log} 2>&1"
-
-
 rule ot_pairing:
     input:
         [ancient(path) for path in PRIOR_MODELS],
