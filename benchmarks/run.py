@@ -15,6 +15,8 @@
   same value to 1e-6 (tests/test_metrics.py).
 - loader_ratio (benchmarks/loader.py): s/step of a 256x256 DiT step on a cached batch over s/step
   reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
+- startup_ratio[stage] (benchmarks/startup.py): a fresh process's import of the sample (or score) stage over
+  `import torch`; target <= 1.5 for the sample stage (one process per cell: a pixel cell imports no diffusers).
 - GPU section (benchmarks/gpu.py), only where CUDA is present: train img/s of the presets' DiT at
   256 px and on 32x32x4 latents, sampling ms/image at euler-8, Inception img/s, the Trainer/bare-loop ratio.
 - pipeline (benchmarks/pipeline.py): `snakemake -n` time on the default config, the smoke run's
@@ -141,6 +143,9 @@ def main() -> None:
         emit([(f"sample_overhead[{solver}-8]", f"{ratio:.3f}", "<= 1.10", f"NFE {nfe}, batch 250")])
     from loader import run as loader_rows
     from scorer import run as scorer_rows
+    from startup import run as startup_rows
+
+    emit(startup_rows(repeats=repeats))
 
     emit(scorer_rows(repeats=repeats))
     emit(loader_rows(repeats=repeats))
