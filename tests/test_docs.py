@@ -140,3 +140,41 @@ def test_the_scaling_page_quotes_the_committed_summary():
         if quoted not in page:
             missing.append(f"{space} x{scale:g} {metric}: {quoted}")
     assert not missing, missing
+
+
+# (space, method, against, column) of every comparison the methods page quotes from results/methods/methods.csv
+_LEDI, _OT, _GAUSS = "LeDiFlow (learned prior)", "OT-CFM (Gaussian, minibatch OT)", "FM baseline (Gaussian)"
+METHODS_PAGE_NUMBERS = [
+    ("pixel", _OT, _GAUSS, "FID ratio, Euler 1"), ("pixel", _OT, _GAUSS, "FID ratio, Euler 2"),
+    ("pixel", _OT, _GAUSS, "FID ratio, Euler 8"), ("pixel", _OT, _GAUSS, "best / best"),
+    ("pixel", _LEDI, _OT, "FID ratio, Euler 1"), ("pixel", _LEDI, _OT, "FID ratio, Euler 2"),
+    ("pixel", _LEDI, _OT, "FID ratio, Euler 8"), ("pixel", _LEDI, _OT, "best / best"),
+    ("pixel", _LEDI, _GAUSS, "best / best"),
+    ("latent", _OT, _GAUSS, "FID ratio, Euler 1"), ("latent", _OT, _GAUSS, "FID ratio, Euler 2"),
+    ("latent", _OT, _GAUSS, "FID ratio, Euler 8"), ("latent", _OT, _GAUSS, "best / best"),
+    ("latent", _LEDI, _OT, "FID ratio, Euler 1"), ("latent", _LEDI, _OT, "FID ratio, Euler 2"),
+    ("latent", _LEDI, _OT, "FID ratio, Euler 8"), ("latent", _LEDI, _OT, "best / best"),
+]
+
+
+def test_the_methods_page_quotes_the_committed_comparisons():
+    table = pd.read_csv(REPO / "results/methods/methods.csv").set_index(["space", "method", "against"])
+    page = " ".join((REPO / "docs/results/methods.md").read_text().split())
+    missing = [f"{row}: {table.loc[row[:3], row[3]]}" for row in METHODS_PAGE_NUMBERS
+               if str(table.loc[row[:3], row[3]]) not in page]
+    assert not missing, missing
+
+
+def test_the_ot_pairing_table_in_the_docs_is_the_committed_one():
+    costs = pd.read_csv(REPO / "results/methods/ot_pairing.csv").set_index(["space", "source", "pairing"])
+    page = (REPO / "docs/results/methods.md").read_text()
+    block = page[page.index("<!-- ot-pairing:"):].split("\n\n")[0]
+    rows = [ln for ln in block.splitlines() if ln.startswith("| ") and "|" in ln[2:]][2:]
+    assert len(rows) == 6, block
+    for row, (source, pairing) in zip(rows, [("gaussian", "as drawn"), ("gaussian", "OT"), ("learned prior", "as drawn"),
+                                       ("learned prior", "OT"), ("LeDiFlow", "paired"), ("LeDiFlow", "OT")]):
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[1:3] == [f"{costs.loc[(space, source, pairing), 'cost']:.4f}" for space in ("pixel", "latent")]
+        if pairing == "OT":
+            assert cells[3] == " / ".join(f"{costs.loc[(space, source, pairing), 'kept']:.1%}"
+                                          for space in ("pixel", "latent"))
