@@ -178,3 +178,30 @@ def test_the_ot_pairing_table_in_the_docs_is_the_committed_one():
         if pairing == "OT":
             assert cells[3] == " / ".join(f"{costs.loc[(space, source, pairing), 'kept']:.1%}"
                                           for space in ("pixel", "latent"))
+
+
+# printed by `bash benchmarks/sampler_standardize.sh` (a 15-minute check the page names), not a committed file
+ABLATION_PAGE_FROM_A_SCRIPT = {"8.21 ± 0.59", "8.29 ± 0.61", "13.65 ± 0.81", "13.51 ± 0.79"}
+
+
+def test_every_interval_on_the_ablations_page_is_in_a_committed_result():
+    """Each "FID ± 95%" the ablations page quotes is an ablation arm's score file (at 1 or 2 decimals), its prior
+    report's sampler FID, an autoencoder-budget point, or a committed table's cell."""
+    import glob
+    import json
+
+    from lediflow.analysis.tables import Z95
+
+    committed: set[str] = set()
+    for path in glob.glob(str(REPO / "results/ablation*/**/*.json"), recursive=True):
+        record = json.loads(Path(path).read_text())
+        for key in ("fid", "sampler_fid"):
+            if isinstance(record, dict) and key in record and f"{key}_se" in record:
+                committed |= {f"{record[key]:.{d}f} ± {Z95 * record[f'{key}_se']:.{d}f}" for d in (1, 2)}
+    budget = pd.read_csv(REPO / "results/ablations/autoencoder_budget.csv")
+    committed |= {f"{row.floor_fid:.2f} ± {row.floor_fid_ci:.2f}" for row in budget.itertuples()}
+    committed |= {f"{row.data_floor_fid:.2f} ± {row.data_floor_fid_ci:.2f}" for row in budget.itertuples()}
+    page = " ".join((REPO / "docs/results/ablations.md").read_text().split())
+    quoted = set(re.findall(r"\d+\.\d+ ± \d+\.\d+", page)) - ABLATION_PAGE_FROM_A_SCRIPT
+    assert len(quoted) > 30  # the page's tables are read, not skipped
+    assert not sorted(quoted - committed), sorted(quoted - committed)
