@@ -74,13 +74,23 @@ def test_the_methods_workflow_plans_each_arm_as_an_ordinary_run():
 
 
 def test_an_arm_added_to_the_study_runs_although_the_methods_table_exists(tmp_path: Path):
-    (tmp_path / "methods.md").write_text("made before the arm was added\n")
-    (tmp_path / "methods.csv").write_text("")
-    again = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/methods.smk", "-n", "--config",
-                            f"out={tmp_path}", "arms=[otcfm-pixel, otcfm-latent]"], cwd=REPO, capture_output=True,
-                           text=True)
+    """A study folder whose methods table and pixel arm are made, and whose latent arm is new: the arm runs."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "configs" / "methods", tmp_path / "configs" / "methods")
+    made = ["results/methods/methods.md", "results/methods/methods.csv", "results/methods/ot_pairing.md",
+            "results/methods/ot_pairing.csv", "results/default/tables/scores_long.csv",
+            "results/otcfm-pixel-x1-s0/tables/scores_long.csv", "results/default/models/autoencoder/manifest.json",
+            *(f"results/default/models/{kind}-{space}/manifest.json"
+              for space in ("pixel", "latent") for kind in ("prior", "latent_sampler"))]
+    for name in made:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("made before the arm was added\n")
+    again = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/methods.smk"), "-n",
+                            "-d", str(tmp_path), "--config", "arms=[otcfm-pixel, otcfm-latent]"], cwd=REPO,
+                           capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "output: results/otcfm-latent-x1-s0/tables/scores_long.csv" in again.stdout
+    assert "output: results/otcfm-pixel-x1-s0/tables/scores_long.csv" not in again.stdout  # made: left alone
     assert "reason: Input files updated by another job" in again.stdout  # the methods table follows
 
 
