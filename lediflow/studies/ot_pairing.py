@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from lediflow.analysis.significance import interval, resolved
 from lediflow.core import artifacts
 from lediflow.method import seeding
-from lediflow.method.checkpoint import load_model
 from lediflow.method.device import resolve_device
 from lediflow.method.flow_matching import gaussian_coupling, learned_coupling, ot_partner
 from lediflow.method.learned_prior import LearnedPrior, sample_generators
@@ -64,7 +62,6 @@ def measure(params: Params, space: str, batches: int) -> pd.DataFrame:
     device = resolve_device(params["run"]["device"])
     data = training_data(params, space, "train", device)
     size = flow_model_config(params, space, "learned")["train"]["batch_size"]
-    auxiliary = load_model(paths.model_dir(params, paths.prior_name(space)), device)
     prior = LearnedPrior.load(paths.model_dir(params, paths.prior_name(space)),
                               paths.model_dir(params, paths.latent_sampler_name(space)), params, device)
     seed, rows = params["run"]["seed"], []
@@ -76,7 +73,7 @@ def measure(params: Params, space: str, batches: int) -> pd.DataFrame:
         x0_by_source = {
             "gaussian": gaussian_coupling(x1, gen),
             "learned prior": draws.x0,
-            "LeDiFlow": learned_coupling(x1, auxiliary, params["prior"]["std_scale"], gen),
+            "LeDiFlow": learned_coupling(x1, prior.auxiliary, prior.std_scale, gen),  # x0 ~ P_L(. | z), z ~ q(z | x1)
         }
         rows += [{"space": space, "batch": index, **row} for row in batch_costs(x1, x0_by_source)]
     return pd.DataFrame(rows)
