@@ -97,7 +97,8 @@ def test_the_inpainting_numbers_in_the_docs_are_the_committed_ones():
 DEFAULT_PAGE_CELLS = [
     ("flow-pixel-learned", "euler-1", 1), ("flow-pixel-learned", "euler-2", 1), ("flow-pixel-learned", "prior-x0", 1),
     ("flow-pixel-learned", "prior-mean", 1), ("flow-pixel-gaussian", "euler-8", 1),
-    ("flow-pixel-gaussian", "euler-16", 1), ("flow-latent-learned", "euler-1", 1), ("flow-latent-learned", "euler-4", 1),
+    ("flow-pixel-gaussian", "euler-16", 1), ("flow-latent-learned", "euler-1", 1),
+    ("flow-latent-learned", "euler-4", 1),
     ("flow-latent-learned", "prior-x0", 1), ("flow-latent-learned", "prior-mean", 1),
     ("flow-latent-gaussian", "euler-16", 1), ("flow-latent-gaussian", "dopri5-1e-05", 1),
     ("flow-latent-gaussian", "midpoint-4", 1), ("", "data_floor", 2), ("", "autoencoder_floor", 2),
@@ -171,8 +172,9 @@ def test_the_ot_pairing_table_in_the_docs_is_the_committed_one():
     block = page[page.index("<!-- ot-pairing:"):].split("\n\n")[0]
     rows = [ln for ln in block.splitlines() if ln.startswith("| ") and "|" in ln[2:]][2:]
     assert len(rows) == 6, block
-    for row, (source, pairing) in zip(rows, [("gaussian", "as drawn"), ("gaussian", "OT"), ("learned prior", "as drawn"),
-                                       ("learned prior", "OT"), ("LeDiFlow", "paired"), ("LeDiFlow", "OT")]):
+    couplings = [("gaussian", "as drawn"), ("gaussian", "OT"), ("learned prior", "as drawn"),
+                 ("learned prior", "OT"), ("LeDiFlow", "paired"), ("LeDiFlow", "OT")]
+    for row, (source, pairing) in zip(rows, couplings):
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert cells[1:3] == [f"{costs.loc[(space, source, pairing), 'cost']:.4f}" for space in ("pixel", "latent")]
         if pairing == "OT":
