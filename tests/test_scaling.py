@@ -62,6 +62,38 @@ def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_defaul
         "run": {"name": "scaling-pixel-x2-s1", "train_scale": 2.0, "seed": 1}, "flow": {"spaces": ["pixel"]}}
     merged = arms({**spec, "split_spaces": False}, "default")  # one run per (scale, seed) without it
     assert next(a for a in merged if a.name == "scaling-x2-s0").spaces == ("pixel", "latent")
+    # above x8 every latent arm, each seed, loads the x8 seed-0 arm's autoencoder; x8 and below train their own
+    assert seeds[("latent", 16.0)] == seeds[("latent", 32.0)] == {0, 1, 2}
+    fixed = "results/scaling-latent-x8-s0/models/autoencoder/vae"
+    assert {a.autoencoder for a in planned if a.scale > 8} == {fixed}
+    assert all(a.autoencoder is None for a in planned if a.scale <= 8)
+    x32 = next(a for a in planned if a.name == "scaling-latent-x32-s1")
+    assert x32.overlay()["autoencoder"] == {"source": "pretrained", "pretrained": fixed}
+
+
+def test_the_fixed_autoencoder_lets_latent_networks_continue_only_across_arms_that_share_it():
+    from lediflow.studies.scaling import continues, predecessors
+
+    spec = {"scales": {"latent": [1, 2, 4, 8]}, "seeds": [0, 1], "seeded_scales": {"latent": [1, 2, 4, 8]},
+            "fixed_autoencoder": {"latent": 2}, "split_spaces": True}
+    planned = {a.name: a for a in arms(spec, "default")}
+    previous = predecessors(list(planned.values()))
+    x4, x8 = planned["scaling-latent-x4-s1"], planned["scaling-latent-x8-s1"]
+    assert x4.autoencoder == x8.autoencoder == "results/scaling-latent-x2-s0/models/autoencoder/vae"
+    # x8 continues x4's latent networks: the same latents; x4 seed 1 cannot continue x2 seed 1 (its own autoencoder)
+    assert previous[x8.name] == {"latent": x4.name} and continues("flow-latent-learned", x8, x4)
+    assert not continues("prior-latent", x4, planned["scaling-latent-x2-s1"])
+    # ...but x4 seed 0 does continue x2 seed 0: that arm trained the very autoencoder the larger arms load
+    assert continues("prior-latent", planned["scaling-latent-x4-s0"], planned["scaling-latent-x2-s0"])
+    assert continues("prior-pixel", x8, x4) and not continues("latent_sampler-pixel", x8, x4)  # pixel as before
+
+
+def test_a_fixed_autoencoder_outside_the_studys_latent_scales_is_refused_in_one_line(tmp_path: Path):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",
+                                     "scales": {"latent": [1, 2]}, "seeds": [0], "fixed_autoencoder": {"latent": 4}}))
+    with pytest.raises(LediflowError, match="fixed_autoencoder.latent must be latent, at one of scales.latent"):
+        load_spec(study)
 
 
 def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
@@ -224,6 +256,73 @@ def test_the_cost_estimate_continues_a_network_only_from_a_checkpoint_and_leaves
     assert cost.loc["scaling-x2-s0", "sample_s"] == pytest.approx(4 * 10)
     assert cost.loc["scaling-x2-s0", "score_s"] == pytest.approx(4 * 20 / 2)  # two score jobs at once
     assert cost.loc["scaling-x2-s0", "other_s"] == pytest.approx(20)
+
+
+def test_an_arm_that_loads_the_fixed_autoencoder_trains_none_and_the_first_pays_to_make_it_again(tmp_path: Path):
+    from lediflow.studies.scaling_cost import estimate
+
+    run = tmp_path / "results" / "base"
+    seconds = {"autoencoder": 400, "prior-latent": 10, "latent_sampler-latent": 20, "flow-latent-gaussian": 60,
+               "flow-latent-learned": 40}
+    (run / "training").mkdir(parents=True)
+    for model, value in seconds.items():
+        (run / "training" / f"{model}.json").write_text(json.dumps({"model": model, "train_seconds": value}))
+    jobs = {f"{kind}-flow-latent-{p}-euler-{n}": 10 for kind in ("sample", "score") for p in ("gaussian", "learned")
+            for n in (1, 2)}
+    jobs |= {job: 5 for job in ("encode_latents", "autoencoder_floor", "prior_report-latent", "time_cells-latent",
+                                "reference_features", "tables")}
+    (run / "benchmarks").mkdir()
+    for job, value in jobs.items():
+        (run / "benchmarks" / f"{job}.tsv").write_text(f"s\th:m:s\n{value}\t0:00:{value}\n")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"run": {"name": "base", "results_dir": str(run.parent)},
+                                                        "flow": {"spaces": ["latent"]}}))
+    (tmp_path / "budget.yaml").write_text(yaml.safe_dump({"sample": {
+        "solvers": ["euler"], "steps": [1, 2], "baseline_extra_steps": {"euler": []}, "dopri5_tolerances": [],
+        "zero_step_cells": False}}))
+    spec = {"configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
+            "out": str(tmp_path / "scaling"), "scales": {"latent": [1, 2, 4]}, "seeds": [0], "split_spaces": True,
+            "fixed_autoencoder": {"latent": 2}}
+    for finished in ("base", "scaling-latent-x2-s0"):
+        (run.parent / finished / "tables").mkdir(parents=True, exist_ok=True)
+        (run.parent / finished / "tables" / "scores_long.csv").write_text("")
+    learners = sum(seconds.values()) - seconds["autoencoder"]
+    # a fresh clone: x2 is finished but its autoencoder is a DVC output, so x4 makes it again and trains afresh
+    fresh = estimate(spec, run, fresh_clone=True).set_index("arm")
+    assert fresh.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * 400 + 4 * learners)
+    # here, with x2's autoencoder and checkpoints on disk: x4 trains no autoencoder and continues from x2
+    x2 = run.parent / "scaling-latent-x2-s0" / "models"
+    (x2 / "autoencoder").mkdir(parents=True)
+    (x2 / "autoencoder" / "manifest.json").write_text("{}")
+    for model in seconds:
+        (x2 / model / "checkpoints" / "step_00000100").mkdir(parents=True, exist_ok=True)
+    here = estimate(spec, run).set_index("arm")
+    assert here.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx((4 - 2) * learners)
+    # the whole study in one checkout: x2 trains the autoencoder once (continuing the default run's), x4 continues
+    # x2's latent networks
+    whole = estimate(spec, run, whole=True).set_index("arm")
+    assert whole.loc["scaling-latent-x2-s0", "train_s"] == pytest.approx((2 - 1) * 400 + 2 * learners)
+    assert whole.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * learners)
+    alone = estimate(spec, run, whole=True, alone=True).set_index("arm")  # a clone per arm makes it again
+    assert alone.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * 400 + 4 * learners)
+
+
+def test_an_arm_that_loads_a_fixed_autoencoder_counts_its_source_runs_training_of_it(tmp_path: Path):
+    from lediflow.studies.scaling_summary import training_compute
+
+    source, arm = tmp_path / "results" / "x8", tmp_path / "results" / "x16"
+    (source / "training").mkdir(parents=True)
+    (source / "training" / "autoencoder.json").write_text(json.dumps({"train_seconds": 900.0, "device": "cpu A"}))
+    (arm / "training").mkdir(parents=True)
+    for model, value in {"prior-latent": 10, "latent_sampler-latent": 20, "flow-latent-gaussian": 60,
+                         "flow-latent-learned": 40}.items():
+        (arm / "training" / f"{model}.json").write_text(json.dumps({"train_seconds": value, "device": "cpu B"}))
+    (arm / "params.yaml").write_text(yaml.safe_dump({"autoencoder": {
+        "source": "pretrained", "pretrained": str(source / "models" / "autoencoder" / "vae")}}))
+    compute = training_compute(arm, "latent")
+    assert compute["ledi_train_seconds"] == 900 + 10 + 20 + 40 and compute["baseline_train_seconds"] == 900 + 60
+    assert compute["hardware"] == "cpu A / cpu B"
+    (arm / "params.yaml").write_text(yaml.safe_dump({"autoencoder": {"source": "train"}}))
+    assert math.isnan(training_compute(arm, "latent")["ledi_train_seconds"])  # its own, unrecorded: not borrowed
 
 
 def test_a_finished_study_writes_a_zero_cost_table(tmp_path: Path):

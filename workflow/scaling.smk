@@ -3,7 +3,8 @@
 # default run itself (results/<params.yaml's run.name>), not a copy. An interrupted study resumes where it
 # stopped: a finished arm is never redone (its tables are its marker, whatever the files' mtimes, so a fresh
 # clone's checkout order cannot make it stale; --force <its tables> redoes one on purpose) and an unfinished one
-# resumes its trainers from their checkpoints.
+# resumes its trainers from their checkpoints. The latent arms above the study's fixed_autoencoder scale load the
+# autoencoder of that scale's seed-0 arm, made first where it is missing.
 #   snakemake -s workflow/scaling.smk -n                 # the arms still to run
 #   snakemake -s workflow/scaling.smk --cores all
 #   snakemake -s workflow/scaling.smk --cores all --config study=my_study.yaml
@@ -21,11 +22,15 @@ STUDY = config.get("study", "configs/scaling/study.yaml")
 try:
     SPEC = scaling.load_spec(STUDY)
     BASE = load_params(SPEC["configs"])
-    ARMS = {arm.name: arm for arm in scaling.arms(SPEC, BASE["run"]["name"])}
+    ARMS = {arm.name: arm for arm in scaling.arms(SPEC, BASE["run"]["name"], BASE["run"]["results_dir"])}
 except LediflowError as exc:
     sys.exit(f"lediflow: error: {exc}")
 RESULTS = BASE["run"]["results_dir"]
 OUT = SPEC["out"]
+# The latent arms above the study's fixed_autoencoder scale load the autoencoder of its seed-0 arm
+FIXED = scaling.fixed_autoencoder_arm(SPEC, list(ARMS.values()))
+FIXED_MANIFEST = (str(Path(scaling.autoencoder_folder(RESULTS, FIXED.name)).parent / "manifest.json")
+                  if FIXED else None)
 
 
 def arm_tables(name):
@@ -59,8 +64,8 @@ rule overlay:
             yaml.safe_dump(params.overlay, handle, sort_keys=False)
 
 
-def arm_configs(wc):
-    arm = ARMS[wc.arm]
+def arm_configs(name):
+    arm = ARMS[name]
     return [*SPEC["configs"]] if arm.default else [*SPEC["configs"], SPEC["budget"], f"{OUT}/arms/{arm.name}.yaml"]
 
 
@@ -77,8 +82,9 @@ rule arm:
     # the inner Snakemake decide what of the arm is stale; --nolock because this outer run holds the lock.
     input:
         # ancient: only a missing marker makes an arm run (the inner Snakemake judges what of it is stale)
-        configs=lambda wc: [ancient(path) for path in arm_configs(wc)],
+        configs=lambda wc: [ancient(path) for path in arm_configs(wc.arm)],
         previous=lambda wc: [ancient(path) for path in previous_arms(wc)],
+        autoencoder=lambda wc: [ancient(FIXED_MANIFEST)] if ARMS[wc.arm].autoencoder else [],
     output:
         arm_tables("{arm}"),
     log:
@@ -93,6 +99,25 @@ rule arm:
     shell:
         "lediflow seed-checkpoints --run {params.run} {params.continues} > {log} 2>&1 && "
         "snakemake tables --cores {threads} --nolock --configfile {input.configs} >> {log} 2>&1"
+
+
+# The fixed autoencoder belongs to its source arm's run (the main Snakefile's rule): declared here only while it
+# is missing, since a second owner of an existing file makes Snakemake read the main Snakefile's records of it as
+# changed and delete it (a finished source arm's tables are committed, its model is not: a fresh clone makes it).
+if FIXED is not None and not os.path.exists(FIXED_MANIFEST):
+
+    rule fixed_autoencoder:
+        input:
+            configs=[ancient(path) for path in arm_configs(FIXED.name)],
+        output:
+            FIXED_MANIFEST,
+        log:
+            f"{OUT}/logs/fixed_autoencoder.log",
+        threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
+        conda:
+            "envs/lediflow.yaml"
+        shell:
+            "snakemake {output} --cores {threads} --nolock --configfile {input.configs} > {log} 2>&1"
 
 
 rule summary:

@@ -10,7 +10,7 @@ mean +- std; an arm with one seed keeps its bootstrap interval over samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lediflow.pipeline.config import read_yaml
@@ -42,11 +42,17 @@ class Arm:
     scale: float
     seed: int
     default: bool = False
+    # the trained autoencoder folder (save_pretrained) this arm loads instead of training its own: the study's
+    # fixed_autoencoder, for the latent arms above its scale; None: the arm trains its own at its scale
+    autoencoder: str | None = None
 
     def overlay(self) -> dict:
         """The config overlay that makes this arm an ordinary run (none for the default run)."""
-        return {"run": {"name": self.name, "train_scale": self.scale, "seed": self.seed},
-                "flow": {"spaces": list(self.spaces)}}
+        out = {"run": {"name": self.name, "train_scale": self.scale, "seed": self.seed},
+               "flow": {"spaces": list(self.spaces)}}
+        if self.autoencoder is not None:
+            out["autoencoder"] = {"source": "pretrained", "pretrained": self.autoencoder}
+        return out
 
 
 def load_spec(path: str | Path) -> dict:
@@ -68,6 +74,10 @@ def load_spec(path: str | Path) -> dict:
                                 "default run)")
     if 0 not in spec["seeds"]:
         raise LediflowError(f"scaling study {path}: seeds must include 0 (the default run's seed)")
+    for space, scale in spec.get("fixed_autoencoder", {}).items():
+        if space != "latent" or scale not in spec["scales"].get("latent", []):
+            raise LediflowError(f"scaling study {path}: fixed_autoencoder.{space} must be latent, at one of "
+                                f"scales.latent (its seed-0 arm trains the autoencoder the larger arms load)")
     return spec
 
 
@@ -81,10 +91,17 @@ def scale_label(scale: float) -> str:
     return f"x{scale:g}"
 
 
-def arms(spec: dict, default_name: str) -> list[Arm]:
+def autoencoder_folder(results_dir: str | Path, run: str) -> str:
+    """Where a run's trained autoencoder is saved (the latents stage's save_pretrained folder)."""
+    return str(Path(results_dir) / run / "models" / "autoencoder" / "vae")
+
+
+def arms(spec: dict, default_name: str, results_dir: str | Path = "results") -> list[Arm]:
     """One run per (scale, seed) holding every space that needs it, or with `split_spaces` one run per (space,
     scale, seed) (each a shorter job: what fits one session of a machine that keeps no checkpoints between
-    sessions); x1 seed 0 is the default run either way."""
+    sessions); x1 seed 0 is the default run either way. With `fixed_autoencoder: {latent: <scale>}` the latent
+    arms above that scale, every seed, load the autoencoder of the seed-0 arm at that scale: its floor has
+    stopped improving there, and training it further would cost more than the networks the study scales."""
     split = bool(spec.get("split_spaces", False))
     wanted: dict[tuple[str, float, int], list[str]] = {}
     for space in SPACES:
@@ -101,7 +118,23 @@ def arms(spec: dict, default_name: str) -> list[Arm]:
         else:
             prefix = f"scaling-{space}-" if space else "scaling-"
             out.append(Arm(f"{prefix}{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed))
-    return out
+    fixed = spec.get("fixed_autoencoder", {}).get("latent")
+    if fixed is None:
+        return out
+    source = autoencoder_source(out, fixed)
+    folder = autoencoder_folder(results_dir, source.name)
+    return [replace(arm, autoencoder=folder) if "latent" in arm.spaces and arm.scale > fixed else arm for arm in out]
+
+
+def autoencoder_source(planned: list[Arm], scale: float) -> Arm:
+    """The seed-0 latent arm at `scale`: the one whose autoencoder the larger latent arms load."""
+    return next(arm for arm in planned if arm.seed == 0 and arm.scale == scale and "latent" in arm.spaces)
+
+
+def fixed_autoencoder_arm(spec: dict, planned: list[Arm]) -> Arm | None:
+    """The arm that trains the study's fixed autoencoder, or None when every latent arm trains its own."""
+    fixed = spec.get("fixed_autoencoder", {}).get("latent")
+    return None if fixed is None else autoencoder_source(planned, fixed)
 
 
 # --- continuing the smaller arm's training ------------------------------------------------------------------
@@ -110,8 +143,24 @@ SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gau
                 "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
                            "flow-latent-learned")}
 # The networks whose inputs do not depend on the scale, so seed_checkpoints' copy is resumed by a larger arm (the
-# latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh).
+# latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh, unless
+# both arms load the same fixed autoencoder: then every latent network continues, see `continues`).
 CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
+LATENT_LEARNERS = frozenset({"prior-latent", "latent_sampler-latent", "flow-latent-gaussian", "flow-latent-learned"})
+
+
+def latent_autoencoder(arm: Arm, results_dir: str | Path = "results") -> str:
+    """The autoencoder folder an arm's latents come from: the fixed one it loads, or its own."""
+    return arm.autoencoder or autoencoder_folder(results_dir, arm.name)
+
+
+def continues(model: str, arm: Arm, source: Arm, results_dir: str | Path = "results") -> bool:
+    """Whether `model` of `arm` resumes the smaller arm `source`'s checkpoint, as the trainer's fingerprint check
+    will decide it (the same inputs: for a latent network, latents of the same autoencoder); for estimates only,
+    the trainer is what enforces it."""
+    if model in LATENT_LEARNERS:
+        return latent_autoencoder(arm, results_dir) == latent_autoencoder(source, results_dir)
+    return model in CONTINUES
 
 
 def predecessors(planned: list[Arm]) -> dict[str, dict[str, str]]:

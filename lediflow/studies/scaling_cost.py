@@ -4,7 +4,8 @@ Training: each network's recorded seconds in the default run (results/<run>/trai
 arm's scale; a network that continues the next smaller arm of its seed (scaling.seed_checkpoints) pays only the
 difference of the scales, where that arm will leave a checkpoint: it runs first in the same checkout, or it
 finished here and its checkpoints are still on disk (a fresh clone has the finished arms' tables but no
-checkpoints, and there a larger arm trains afresh). Finished arms cost nothing and are left out (--whole prices them too:
+checkpoints, and there a larger arm trains afresh). An arm that loads the study's fixed autoencoder trains none;
+the first of them pays for making it again where its finished source arm no longer holds it. Finished arms cost nothing and are left out (--whole prices them too:
 the whole study's cost). Evaluation:
 the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of the cells the arm scores, score jobs
 halved because Snakemake runs two of them at once on two cores, plus the per-space stages (latent encoding,
@@ -69,14 +70,19 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
     so a finished study still states its price."""
     base = load_params(spec["configs"])
     results = Path(base["run"]["results_dir"])
-    planned = scaling.arms(spec, base["run"]["name"])
+    planned = scaling.arms(spec, base["run"]["name"], results)
     by_name = {arm.name: arm for arm in planned}
     previous = scaling.predecessors(planned)
+    fixed = scaling.fixed_autoencoder_arm(spec, planned)
+    # the fixed autoencoder, where a finished source arm no longer holds it (a fresh clone never does), is made
+    # again once, by the first arm that loads it
+    fixed_missing = fixed is not None and scaling.finished(results / fixed.name) and (
+        fresh_clone or not (Path(scaling.autoencoder_folder(results, fixed.name)).parent / "manifest.json").is_file())
 
     def continued_scale(arm: scaling.Arm, space: str, model: str) -> float:
         """The scale a network starts from: its smaller arm's, when that arm will leave a checkpoint of it."""
         source = previous.get(arm.name, {}).get(space)
-        if alone or source is None or model not in scaling.CONTINUES:
+        if alone or source is None or not scaling.continues(model, arm, by_name[source], results):
             return 0.0
         run = results / source
         kept = scaling.has_checkpoint(run, model) and not fresh_clone
@@ -88,8 +94,14 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
             continue
         cells = paths.cells(arm_params(spec, arm))
         train = other = 0.0
+        if arm.autoencoder is not None and (alone or fixed_missing and not whole):
+            # alone, each arm's own clone makes the fixed autoencoder again
+            train += training_seconds(default_run, "autoencoder") * fixed.scale
+            fixed_missing = False
         for space in arm.spaces:
             for model in scaling.SPACE_MODELS[space]:
+                if model == "autoencoder" and arm.autoencoder is not None:
+                    continue  # loaded, not trained
                 train += training_seconds(default_run, model) * (arm.scale - continued_scale(arm, space, model))
             other += sum(benchmark_seconds(default_run, job) for job in SPACE_STAGES[space])
         other += sum(benchmark_seconds(default_run, job) for job in RUN_STAGES)

@@ -17,7 +17,7 @@ from lediflow.analysis.significance import interval, p_value, resolved
 from lediflow.analysis.tables import Z95
 from lediflow.pipeline import paths
 from lediflow.core.errors import LediflowError
-from lediflow.pipeline.config import load_params
+from lediflow.pipeline.config import load_params, read_yaml
 from lediflow.studies.scaling_tables import CAPTION, CELLS_CAPTION, display, display_cells
 from lediflow.studies.scaling import (BANDS, BASELINE_MODELS, BOUNDED, LEDI_MODELS, METRICS, RATIOS, STEP_RATIOS,
                                       scale_label)
@@ -25,14 +25,34 @@ from lediflow.studies.scaling import (BANDS, BASELINE_MODELS, BOUNDED, LEDI_MODE
 
 # --- per run ------------------------------------------------------------------------------------------------
 
+def loaded_autoencoder_run(run: Path) -> Path | None:
+    """The run whose trained autoencoder `run` loads (a fixed_autoencoder arm), from its params.yaml; else None."""
+    params = run / "params.yaml"
+    if not params.is_file():
+        return None
+    autoencoder = read_yaml(params).get("autoencoder", {})
+    folder = Path(str(autoencoder.get("pretrained", "")))
+    if autoencoder.get("source") != "pretrained" or folder.parts[-3:] != ("models", "autoencoder", "vae"):
+        return None
+    return folder.parents[2]
+
+
+def training_record(run: Path, model: str) -> dict:
+    """A model's training record; an arm that loads another run's autoencoder counts that run's training of it,
+    the cost its pipeline still carries (once, shared by every arm that loads it)."""
+    record = tables.training_record(run, model)
+    source = loaded_autoencoder_run(run) if model == "autoencoder" and not record else None
+    return tables.training_record(source, model) if source is not None else record
+
+
 def training_compute(run: Path, space: str) -> dict:
     """Measured training seconds of each pipeline of the space and the flows' images seen (NaN if unrecorded)."""
     def total(models: list[str], key: str) -> float:
-        values = [tables.training_record(run, m).get(key, math.nan) for m in models]
+        values = [training_record(run, m).get(key, math.nan) for m in models]
         return float(sum(values)) if values else math.nan
 
     models = LEDI_MODELS[space] + BASELINE_MODELS[space]
-    devices = {str(tables.training_record(run, m).get("device", "")) for m in models} - {""}
+    devices = {str(training_record(run, m).get("device", "")) for m in models} - {""}
     return {"hardware": " / ".join(sorted(devices)) or "not recorded",
             "ledi_train_seconds": total(LEDI_MODELS[space], "train_seconds"),
             "baseline_train_seconds": total(BASELINE_MODELS[space], "train_seconds"),
