@@ -1,5 +1,6 @@
-"""The pipeline benchmark's reading of Snakemake's benchmark files (the timing itself is not a test), and the GPU
-check script's refusal on a machine without CUDA."""
+"""The pipeline benchmark's reading of Snakemake's benchmark files and the train benchmark's reading of the
+Trainer's metrics (the timing itself is not a test), and the GPU check script's refusal on a machine without
+CUDA."""
 
 import importlib.util
 import subprocess
@@ -12,11 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
-def _pipeline_module():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", REPO / "benchmarks" / "pipeline.py")
+def _benchmark_module(name: str):
+    """A module of benchmarks/ (not a package): loaded from its file."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _pipeline_module():
+    return _benchmark_module("pipeline")
 
 
 def test_peak_rss_is_the_maximum_over_a_rules_jobs(tmp_path: Path):
@@ -26,6 +32,20 @@ def test_peak_rss_is_the_maximum_over_a_rules_jobs(tmp_path: Path):
         (tmp_path / f"{stem}.tsv").write_text(HEADER + f"1.0\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t1\n")
     peaks = _pipeline_module().peak_rss_by_rule(tmp_path)
     assert peaks == {"sample": (700.25, 2), "train_flow": (1200.0, 1)}
+
+
+def _bare_module():
+    return _benchmark_module("bare")
+
+
+def test_the_trainers_steady_rate_leaves_out_the_warm_up_windows_and_pools_the_rest(tmp_path: Path):
+    # 10 warm-up steps at 10 img/s, then 10 steps at 100 and 20 steps at 50 img/s: 30 steps in 0.1 + 0.4 units
+    lines = ['{"step": 10, "images_per_s": 10.0}', '{"step": 20, "images_per_s": 100.0}',
+             '{"step": 40, "images_per_s": 50.0}']
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert _bare_module().steady_images_per_s(tmp_path / "metrics.jsonl", 10) == pytest.approx(30 / 0.5)
+    with pytest.raises(ValueError, match="no metrics window"):
+        _bare_module().steady_images_per_s(tmp_path / "metrics.jsonl", 40)
 
 
 def test_planned_jobs_reads_snakemakes_job_stats():
