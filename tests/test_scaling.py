@@ -80,8 +80,11 @@ def test_the_fixed_autoencoder_lets_latent_networks_continue_only_across_arms_th
     previous = predecessors(list(planned.values()))
     x4, x8 = planned["scaling-latent-x4-s1"], planned["scaling-latent-x8-s1"]
     assert x4.autoencoder == x8.autoencoder == "results/scaling-latent-x2-s0/models/autoencoder/vae"
-    # x8 continues x4's latent networks: the same latents; x4 seed 1 cannot continue x2 seed 1 (its own autoencoder)
-    assert previous[x8.name] == {"latent": x4.name} and continues("flow-latent-learned", x8, x4)
+    # x8 continues x4's latent prior and baseline (the same latents), not the sampler and LeDiFlow's flow (they
+    # learn from the longer-trained prior); x4 seed 1 cannot continue x2 seed 1 (its own autoencoder)
+    assert previous[x8.name] == {"latent": x4.name}
+    assert continues("prior-latent", x8, x4) and continues("flow-latent-gaussian", x8, x4)
+    assert not continues("latent_sampler-latent", x8, x4) and not continues("flow-latent-learned", x8, x4)
     assert not continues("prior-latent", x4, planned["scaling-latent-x2-s1"])
     # ...but x4 seed 0 does continue x2 seed 0: that arm trained the very autoencoder the larger arms load
     assert continues("prior-latent", planned["scaling-latent-x4-s0"], planned["scaling-latent-x2-s0"])
@@ -296,12 +299,13 @@ def test_an_arm_that_loads_the_fixed_autoencoder_trains_none_and_the_first_pays_
     for model in seconds:
         (x2 / model / "checkpoints" / "step_00000100").mkdir(parents=True, exist_ok=True)
     here = estimate(spec, run).set_index("arm")
-    assert here.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx((4 - 2) * learners)
+    continued = seconds["prior-latent"] + seconds["flow-latent-gaussian"]
+    assert here.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx((4 - 2) * continued + 4 * (learners - continued))
     # the whole study in one checkout: x2 trains the autoencoder once (continuing the default run's), x4 continues
-    # x2's latent networks
+    # x2's latent prior and baseline
     whole = estimate(spec, run, whole=True).set_index("arm")
     assert whole.loc["scaling-latent-x2-s0", "train_s"] == pytest.approx((2 - 1) * 400 + 2 * learners)
-    assert whole.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * learners)
+    assert whole.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * continued + 4 * (learners - continued))
     alone = estimate(spec, run, whole=True, alone=True).set_index("arm")  # a clone per arm makes it again
     assert alone.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(2 * 400 + 4 * learners)
 

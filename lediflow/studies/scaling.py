@@ -143,10 +143,11 @@ SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gau
                 "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
                            "flow-latent-learned")}
 # The networks whose inputs do not depend on the scale, so seed_checkpoints' copy is resumed by a larger arm (the
-# latent prior, sampler and flows learn from latents of a longer-trained autoencoder and start afresh, unless
-# both arms load the same fixed autoencoder: then every latent network continues, see `continues`).
+# latent ones learn from latents of a longer-trained autoencoder and start afresh, unless both arms load the same
+# fixed autoencoder: see `continues`). A latent sampler or learned flow never continues: it learns from its
+# arm's prior, which trained longer.
 CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
-LATENT_LEARNERS = frozenset({"prior-latent", "latent_sampler-latent", "flow-latent-gaussian", "flow-latent-learned"})
+ON_LATENTS_ALONE = frozenset({"prior-latent", "flow-latent-gaussian"})  # what learns from the latents and nothing else
 
 
 def latent_autoencoder(arm: Arm, results_dir: str | Path = "results") -> str:
@@ -156,9 +157,9 @@ def latent_autoencoder(arm: Arm, results_dir: str | Path = "results") -> str:
 
 def continues(model: str, arm: Arm, source: Arm, results_dir: str | Path = "results") -> bool:
     """Whether `model` of `arm` resumes the smaller arm `source`'s checkpoint, as the trainer's fingerprint check
-    will decide it (the same inputs: for a latent network, latents of the same autoencoder); for estimates only,
-    the trainer is what enforces it."""
-    if model in LATENT_LEARNERS:
+    will decide it (the same inputs: for the latent prior and baseline, latents of the same autoencoder); for
+    estimates only, the trainer is what enforces it."""
+    if model in ON_LATENTS_ALONE:
         return latent_autoencoder(arm, results_dir) == latent_autoencoder(source, results_dir)
     return model in CONTINUES
 
