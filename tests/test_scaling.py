@@ -97,6 +97,12 @@ def test_a_fixed_autoencoder_outside_the_studys_latent_scales_is_refused_in_one_
                                      "scales": {"latent": [1, 2]}, "seeds": [0], "fixed_autoencoder": {"latent": 4}}))
     with pytest.raises(LediflowError, match="fixed_autoencoder.latent must be latent, at one of scales.latent"):
         load_spec(study)
+    # below x1 the default run (x1 seed 0, no overlay) would be told to load an autoencoder it trains itself
+    study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",
+                                     "scales": {"latent": [0.5, 1]}, "seeds": [0],
+                                     "fixed_autoencoder": {"latent": 0.5}}))
+    with pytest.raises(LediflowError, match="at least 1"):
+        load_spec(study)
 
 
 def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
@@ -282,7 +288,8 @@ def test_an_arm_that_loads_the_fixed_autoencoder_trains_none_and_the_first_pays_
     (tmp_path / "budget.yaml").write_text(yaml.safe_dump({"sample": {
         "solvers": ["euler"], "steps": [1, 2], "baseline_extra_steps": {"euler": []}, "dopri5_tolerances": [],
         "zero_step_cells": False}}))
-    spec = {"configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
+    spec = {"configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")],
+            "budget": str(tmp_path / "budget.yaml"),
             "out": str(tmp_path / "scaling"), "scales": {"latent": [1, 2, 4]}, "seeds": [0], "split_spaces": True,
             "fixed_autoencoder": {"latent": 2}}
     for finished in ("base", "scaling-latent-x2-s0"):
@@ -300,7 +307,8 @@ def test_an_arm_that_loads_the_fixed_autoencoder_trains_none_and_the_first_pays_
         (x2 / model / "checkpoints" / "step_00000100").mkdir(parents=True, exist_ok=True)
     here = estimate(spec, run).set_index("arm")
     continued = seconds["prior-latent"] + seconds["flow-latent-gaussian"]
-    assert here.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx((4 - 2) * continued + 4 * (learners - continued))
+    assert here.loc["scaling-latent-x4-s0", "train_s"] == pytest.approx(
+        (4 - 2) * continued + 4 * (learners - continued))
     # the whole study in one checkout: x2 trains the autoencoder once (continuing the default run's), x4 continues
     # x2's latent prior and baseline
     whole = estimate(spec, run, whole=True).set_index("arm")
@@ -373,6 +381,10 @@ def test_the_study_dry_run_lists_every_arm(tmp_path: Path):
     for arm in planned:
         assert f"results/{arm.name}/tables/scores_long.csv" in text
     assert overlays.exists() == existed  # a dry run writes no overlay
+    fixed = REPO / "results/scaling-latent-x8-s0/models/autoencoder/manifest.json"
+    if not fixed.exists():  # as in a fresh clone: the fixed autoencoder is made first, by its own rule
+        assert "rule fixed_autoencoder:" in text
+        assert "output: results/scaling-latent-x8-s0/models/autoencoder/manifest.json" in text
 
 
 def test_a_finished_arm_is_not_redone_when_its_configs_look_newer_than_its_tables(tmp_path: Path):

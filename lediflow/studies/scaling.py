@@ -75,9 +75,10 @@ def load_spec(path: str | Path) -> dict:
     if 0 not in spec["seeds"]:
         raise LediflowError(f"scaling study {path}: seeds must include 0 (the default run's seed)")
     for space, scale in spec.get("fixed_autoencoder", {}).items():
-        if space != "latent" or scale not in spec["scales"].get("latent", []):
+        if space != "latent" or scale not in spec["scales"].get("latent", []) or scale < 1:
             raise LediflowError(f"scaling study {path}: fixed_autoencoder.{space} must be latent, at one of "
-                                f"scales.latent (its seed-0 arm trains the autoencoder the larger arms load)")
+                                "scales.latent and at least 1 (its seed-0 arm trains the autoencoder the larger "
+                                "arms load; the default run, x1, always trains its own)")
     return spec
 
 
