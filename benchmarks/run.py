@@ -18,6 +18,8 @@
   reading a memory-mapped split, in the loop and with 2 DataLoader workers; target >= 0.90 (no waiting on data).
 - startup_ratio[stage] (benchmarks/startup.py): a fresh process's import of the sample (or score) stage over
   `import torch`; target <= 1.5 for the sample stage (one process per cell: a pixel cell imports no diffusers).
+- warm_ratio[stage] (benchmarks/warm.py): a smoke cell's job seconds forked from the warm server over a cold
+  process's, on a copy of results/smoke (skipped without a finished smoke run); reported.
 - GPU section (benchmarks/gpu.py), only where CUDA is present: train img/s of the presets' DiT at
   256 px and on 32x32x4 latents, sampling ms/image at euler-8, Inception img/s, the Trainer/bare-loop ratio.
 - pipeline (benchmarks/pipeline.py): `snakemake -n` time on the default config, the smoke run's
@@ -148,6 +150,14 @@ def main() -> None:
     from startup import run as startup_rows
 
     emit(startup_rows(repeats=repeats))
+    smoke = Path(__file__).resolve().parents[1] / "results" / "smoke"
+    if (smoke / "tables" / "headline.md").is_file():  # the warm server's rows need a finished smoke run
+        from warm import run as warm_rows
+
+        emit(warm_rows(smoke, repeats=1 if args.quick else 2))
+    else:
+        emit([("warm_ratio", "skipped", "none set", "no finished smoke run at results/smoke "
+               "(snakemake --cores all --configfile configs/smoke.yaml)")])
 
     emit(scorer_rows(repeats=repeats))
     emit(loader_rows(repeats=repeats))

@@ -365,10 +365,13 @@ def test_the_cost_estimate_without_the_default_runs_benchmarks_says_what_to_run(
         estimate(spec, tmp_path / "results" / "base")
 
 
-def _snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=1800)
+def _snakemake(*args: str, cwd: Path = REPO, warm: bool = False, **env: str) -> subprocess.CompletedProcess:
+    """snakemake with `args`; warm: under `lediflow warm`, every stage forked from one server (docs/gpu.md)."""
+    command = [sys.executable, "-m", "snakemake", *args]
+    if warm:
+        command = [sys.executable, "-m", "lediflow", "warm", "--", *command]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=1800)
 
 
 def test_the_study_dry_run_lists_every_arm(tmp_path: Path):
@@ -434,8 +437,14 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
         "configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
         "out": str(tmp_path / "scaling"), "scales": {"pixel": [0.5, 1]}, "seeds": [0, 1],
         "seeded_scales": {"pixel": [0.5, 1]}}))
-    result = _snakemake("-s", "workflow/scaling.smk", "--cores", "2", "--config", f"study={study}")
+    # warm, as the study's four runs of ~20 smoke-sized jobs each are mostly process start-up; every stage of
+    # the nested runs (the arm rule starts one Snakemake per arm) is forked from the one server
+    trace = tmp_path / "warm.trace"
+    result = _snakemake("-s", "workflow/scaling.smk", "--cores", "2", "--config", f"study={study}", warm=True,
+                        LEDIFLOW_WARM_TRACE=str(trace))
     assert result.returncode == 0, result.stderr[-3000:]
+    served = trace.read_text().split("\n")
+    assert "warm train-flow" in served and "warm score" in served and "cold score" not in served
     runs = pd.read_csv(tmp_path / "scaling" / "scaling_runs.csv")
     assert sorted(zip(runs["scale"], runs["seed"])) == [(0.5, 0), (0.5, 1), (1.0, 0), (1.0, 1)]
     assert (runs["ledi_train_seconds"] > 0).all()  # measured compute came through the committed records

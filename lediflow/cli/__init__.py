@@ -17,6 +17,7 @@ from pathlib import Path
 from lediflow.pipeline.config import load_params
 from lediflow.core.errors import LediflowError
 from lediflow.cli.registry import STAGES, Stage
+from lediflow.cli.warm import WARM_ENV
 
 DEBUG_ENV = "LEDIFLOW_TRACEBACK"
 # errors of the machine a user can act on, and what to do about each
@@ -49,6 +50,9 @@ def _epilog(stages: dict[str, Stage]) -> str:
         lines.append(f"{title}:")
         lines += [f"  {name:<26}{stage.help}" for name, stage in stages.items() if stage.group == group]
         lines.append("")
+    lines += ["running many stages:",
+              f"  {'warm -- COMMAND':<26}run COMMAND (snakemake, dvc repro) with every lediflow stage forked from",
+              f"  {'':<26}one process that has imported torch and the stages once (docs/gpu.md)", ""]
     return "\n".join(lines) + "`lediflow STAGE --help` shows a stage's options, defaults and an example."
 
 
@@ -73,6 +77,17 @@ def build_parser(stages: dict[str, Stage] = STAGES) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["warm"]:
+        from lediflow.cli.warm.client import wrap
+
+        return wrap(argv[1:])
+    if os.environ.get(WARM_ENV):
+        from lediflow.cli.warm.client import forward
+
+        code = forward(os.environ[WARM_ENV], argv)
+        if code is not None:
+            return code
     args = build_parser().parse_args(argv)
     stage = STAGES[args.stage]
     try:
