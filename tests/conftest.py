@@ -119,6 +119,9 @@ def tiny_clip_weights(tmp_path: Path) -> Path:
 
 
 SMOKE_RUN_ENV = "LEDIFLOW_SMOKE_RUN"  # a finished `snakemake --configfile configs/smoke.yaml` run folder
+# `lediflow warm --` before a command: every lediflow stage it starts is forked from one server (docs/gpu.md,
+# "Warm start"); the end-to-end tests of the studies run so, as their smoke-sized jobs are mostly start-up
+WARM = [sys.executable, "-m", "lediflow", "warm", "--"]
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_run, flip_byte, results_dir_setting
+from conftest import WARM, copy_run, flip_byte, results_dir_setting
 from lediflow.core import artifacts
 
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+def snakemake(*args: str, cwd: Path = REPO, warm: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([*(WARM if warm else []), sys.executable, "-m", "snakemake", "--cores", "2", *args],
                           cwd=cwd, capture_output=True, text=True)
 
 
@@ -306,7 +306,7 @@ def test_ablation_workflow_runs_two_smoke_arms_into_one_table(tmp_path: Path):
     studies = tmp_path / "studies.yaml"
     studies.write_text(yaml.safe_dump({"budget": str(tmp_path / "budget.yaml"), "arms_dir": str(tmp_path),
                                        "out": str(tmp_path / "out"), "studies": {"std_scale": ["a", "b"]}}))
-    result = snakemake("-s", "workflow/ablations.smk", "--config", f"studies={studies}")
+    result = snakemake("-s", "workflow/ablations.smk", "--config", f"studies={studies}", warm=True)
     assert result.returncode == 0, result.stderr[-3000:]
     wide = pd.read_csv(tmp_path / "out" / "std_scale.csv").set_index("arm")
     assert list(wide["differs"]) == ["prior.std_scale=0.5", "prior.std_scale=1.5"]

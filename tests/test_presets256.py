@@ -22,6 +22,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import WARM
 from lediflow.studies.ablations import flatten
 from lediflow.pipeline.config import load_params
 
@@ -77,9 +78,9 @@ def _overlay(tmp_path: Path, **sections) -> Path:
     return path
 
 
-def _snakemake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=REPO,
-                          capture_output=True, text=True)
+def _snakemake(*args: str, warm: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([*(WARM if warm else []), sys.executable, "-m", "snakemake", "--cores", "2", *args],
+                          cwd=REPO, capture_output=True, text=True)
 
 
 def test_the_presets_differ_only_in_name_and_data_source():
@@ -108,7 +109,7 @@ def test_the_ffhq256_preset_runs_its_whole_dag_at_256_on_a_cpu(tmp_path: Path, n
     results = tmp_path / "results"
     overlay = _overlay(tmp_path, run={"results_dir": str(results)}, data={"path": str(images)},
                        autoencoder={"pretrained": str(narrow_vae)})
-    result = _snakemake("--configfile", "configs/ffhq256.yaml", TINY, str(overlay))
+    result = _snakemake("--configfile", "configs/ffhq256.yaml", TINY, str(overlay), warm=True)
     assert result.returncode == 0, result.stderr[-4000:]
     run = results / "ffhq256"
     assert np.load(run / "data" / "train.npy", mmap_mode="r").shape[1:] == (3, 256, 256)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from conftest import WARM
 from lediflow.core.errors import LediflowError
 from lediflow.studies.scaling import arms, load_spec
 from lediflow.studies.scaling_summary import summarise
@@ -367,9 +368,7 @@ def test_the_cost_estimate_without_the_default_runs_benchmarks_says_what_to_run(
 
 def _snakemake(*args: str, cwd: Path = REPO, warm: bool = False, **env: str) -> subprocess.CompletedProcess:
     """snakemake with `args`; warm: under `lediflow warm`, every stage forked from one server (docs/gpu.md)."""
-    command = [sys.executable, "-m", "snakemake", *args]
-    if warm:
-        command = [sys.executable, "-m", "lediflow", "warm", "--", *command]
+    command = [*(WARM if warm else []), sys.executable, "-m", "snakemake", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=1800)
 
