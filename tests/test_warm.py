@@ -18,7 +18,7 @@ from lediflow.cli.warm.client import forward
 REPO = Path(__file__).resolve().parents[1]
 # A server whose "command" reports what the child sees, so the test can tell it ran in a fork of the server.
 TOY_SERVER = """
-import os, sys, time
+import os, signal, sys, time
 from pathlib import Path
 from lediflow.cli.warm.server import Server
 
@@ -30,6 +30,8 @@ def dispatch(argv):
         return 0
     if argv[0] == "exit":
         return int(argv[1])
+    if argv[0] == "signal":
+        os.kill(os.getpid(), signal.SIGTERM)
     if argv[0] == "sleep":
         Path(argv[1]).write_text(str(os.getpid()))
         time.sleep(60)
@@ -78,6 +80,7 @@ def test_a_forked_command_has_the_clients_streams_folder_environment_and_exit_st
     assert imported == "lazy"  # what the server's imports set, a cold command's imports would set too
     assert done.stderr == "to stderr\n"
     assert _client(path, ["exit", "3"], tmp_path).returncode == 3
+    assert _client(path, ["signal"], tmp_path).returncode == 128 + signal.SIGTERM  # as a shell reports a cold one
     defect = _client(path, ["defect"], tmp_path)
     assert defect.returncode == 70 and "RuntimeError: a defect" in defect.stderr
 

@@ -50,7 +50,9 @@ def _forward(sock: socket.socket, path: str, argv: list[str]) -> int | None:
         return 70
     finally:
         sock.close()
-    return None if kind == protocol.REFUSED else code
+    if kind == protocol.REFUSED:
+        return None
+    return 128 - code if code < 0 else code  # killed by signal N: the 128 + N a shell reports for a cold one
 
 
 def wrap(command: list[str]) -> int:
