@@ -142,3 +142,28 @@ def test_a_sample_cell_forked_warm_writes_the_same_bytes_as_a_cold_one(tmp_path:
     assert (tmp_path / "warm.trace").read_text() == "warm sample\n"  # it was forked from the server
     assert not (tmp_path / "cold.trace").exists()  # without LEDIFLOW_WARM nothing is forwarded
     assert outputs["cold"] and outputs["warm"] == outputs["cold"]
+
+
+@pytest.mark.slow
+def test_a_warm_smoke_run_has_the_cold_runs_jobs_and_scores(tmp_path: Path, smoke_results: Path):
+    """The whole smoke pipeline under `lediflow warm` against the cold smoke run: the same jobs (one benchmark
+    file each), every cell scored the same, and less summed job time."""
+    import pandas as pd
+    import yaml
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"run": {"results_dir": str(tmp_path / "results")}}))
+    trace = tmp_path / "warm.trace"
+    done = subprocess.run([sys.executable, "-m", "lediflow", "warm", "--", sys.executable, "-m", "snakemake",
+                           "--cores", "2", "--configfile", "configs/smoke.yaml", str(overlay)], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                               TRACE_ENV: str(trace)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cold" not in trace.read_text() and "warm score" in trace.read_text()
+    warm, cold = tmp_path / "results" / "smoke", smoke_results / "smoke"
+    jobs = {run: sorted(p.name for p in (run / "benchmarks").glob("*.tsv")) for run in (warm, cold)}
+    assert jobs[warm] == jobs[cold]
+    columns = ["space", "prior", "setting", "nfe", "fid", "kid_mean", "precision", "recall"]
+    scores = {run: pd.read_csv(run / "tables" / "scores_long.csv")[columns].sort_values(columns[:3])
+              .reset_index(drop=True) for run in (warm, cold)}
+    pd.testing.assert_frame_equal(scores[warm], scores[cold])
