@@ -5,6 +5,8 @@
 #   bash benchmarks/gpu_check.sh OUT RUN_LIMIT_S [EXTRA]  # another folder; the default run's limit (default 360 s);
 #                                                         # EXTRA: one more params overlay (data.path, score.inception_weights)
 #   GPU_TESTS_S=90 GPU_BENCH_S=120                        # the other two limits; 0 skips that step
+#   GPU_WARM=0                                            # the default run cold (default: under `lediflow warm`,
+#                                                         # every cell forked from one server; docs/gpu.md)
 # Needs the project installed (`pip install -e .`, as in the README) and Fashion-MNIST where params.yaml finds it.
 # The default run writes results/gpu-default/ (params.yaml with run.name gpu-default: nothing of results/default
 # is touched); run it again and Snakemake resumes it. The default limits (570 s together) fit a 15-minute GPU slot
@@ -37,7 +39,11 @@ read -r t_tests rc_tests < <(timed "$tests_limit" "$out/tests.log" python -m pyt
 read -r t_bench rc_bench < <(timed "$bench_limit" "$out/benchmark.log" python benchmarks/run.py --no-pipeline)
 configs=(params.yaml "$overlay")
 [ -n "$extra" ] && configs+=("$extra")
-read -r t_run rc_run < <(timed "$run_limit" "$out/run.log" snakemake --workflow-profile workflow/profiles/gpu --configfile "${configs[@]}")
+warm=()
+[ "${GPU_WARM:-1}" != 0 ] && warm=(lediflow warm --)
+trace="$(cd "$out" && pwd)/warm.trace"
+read -r t_run rc_run < <(LEDIFLOW_WARM_TRACE="$trace" timed "$run_limit" "$out/run.log" "${warm[@]}" \
+    snakemake --workflow-profile workflow/profiles/gpu --configfile "${configs[@]}")
 # The run's tables, figures, scores and manifests (not the checkpoints or samples), to keep beside the summary.
 [ -d results/gpu-default ] && tar czf "$out/results.tar.gz" --exclude='*/checkpoints' --exclude='*.npy' \
     --exclude='*.safetensors' --exclude='*.pt' results/gpu-default
@@ -50,7 +56,7 @@ last() { [ -f "$1" ] && tail -n 1 "$1"; }
     echo "| --- | --- | --- | --- | --- |"
     echo "| CUDA tests (tests/test_gpu.py) | $tests_limit | $t_tests | $rc_tests | tests.log: $(last "$out/tests.log") |"
     echo "| GPU benchmark (benchmarks/run.py --no-pipeline) | $bench_limit | $t_bench | $rc_bench | benchmark.log |"
-    echo "| default run (snakemake --workflow-profile workflow/profiles/gpu, run.name gpu-default) | $run_limit | $t_run | $rc_run | run.log: $(grep -c '^Finished jobid' "$out/run.log" 2>/dev/null) jobs finished |"
+    echo "| default run (${warm[*]:+lediflow warm -- }snakemake --workflow-profile workflow/profiles/gpu, run.name gpu-default) | $run_limit | $t_run | $rc_run | run.log: $(grep -c '^Finished jobid' "$out/run.log" 2>/dev/null) jobs finished; warm.trace: $(grep -c '^warm' "$out/warm.trace" 2>/dev/null || echo 0) stages forked warm |"
     echo
     echo "exit 124 = stopped at its time limit; rerun the script and the default run resumes."
 } > "$out/summary.md"
