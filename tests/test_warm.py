@@ -107,6 +107,8 @@ def test_a_command_the_server_cannot_serve_faithfully_runs_cold(toy_server, tmp_
     refused = _client(path, ["report"], tmp_path, HF_HUB_OFFLINE="1")
     assert refused.returncode == 0 and refused.stdout == ""  # forward() returned None: the caller runs it itself
     assert forward(str(tmp_path / "no-server.sock"), ["report"]) is None
+    ranked = _client(path, ["report"], tmp_path, TORCHELASTIC_RUN_ID="job")  # a torchrun rank stays torchrun's
+    assert ranked.returncode == 0 and ranked.stdout == ""
 
 
 def test_lediflow_warm_runs_the_command_against_a_server_it_starts_and_stops(tmp_path: Path):

@@ -26,6 +26,9 @@ def _trace(how: str, argv: list[str]) -> None:
 def forward(path: str, argv: list[str]) -> int | None:
     """Run `lediflow <argv>` in the warm server at `path`; its exit status, or None to run it here (no server
     listening there, or one whose import-time environment differs from this command's)."""
+    if os.environ.get("TORCHELASTIC_RUN_ID"):  # a torchrun rank (multi-GPU training): torchrun manages it, cold
+        _trace("cold (torchrun)", argv)
+        return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
