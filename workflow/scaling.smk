@@ -29,8 +29,7 @@ RESULTS = BASE["run"]["results_dir"]
 OUT = SPEC["out"]
 # The latent arms above the study's fixed_autoencoder scale load the autoencoder of its seed-0 arm
 FIXED = scaling.fixed_autoencoder_arm(SPEC, list(ARMS.values()))
-FIXED_MANIFEST = (str(Path(scaling.autoencoder_folder(RESULTS, FIXED.name)).parent / "manifest.json")
-                  if FIXED else None)
+FIXED_MANIFEST = str(scaling.autoencoder_manifest(RESULTS, FIXED.name)) if FIXED else None
 
 
 def arm_tables(name):

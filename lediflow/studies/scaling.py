@@ -97,6 +97,11 @@ def autoencoder_folder(results_dir: str | Path, run: str) -> str:
     return str(Path(results_dir) / run / "models" / "autoencoder" / "vae")
 
 
+def autoencoder_manifest(results_dir: str | Path, run: str) -> Path:
+    """The manifest of a run's trained autoencoder: the file that says it exists (and what the larger arms wait for)."""
+    return Path(autoencoder_folder(results_dir, run)).parent / "manifest.json"
+
+
 def arms(spec: dict, default_name: str, results_dir: str | Path = "results") -> list[Arm]:
     """One run per (scale, seed) holding every space that needs it, or with `split_spaces` one run per (space,
     scale, seed) (each a shorter job: what fits one session of a machine that keeps no checkpoints between

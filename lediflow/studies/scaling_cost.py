@@ -5,8 +5,8 @@ arm's scale; a network that continues the next smaller arm of its seed (scaling.
 difference of the scales, where that arm will leave a checkpoint: it runs first in the same checkout, or it
 finished here and its checkpoints are still on disk (a fresh clone has the finished arms' tables but no
 checkpoints, and there a larger arm trains afresh). An arm that loads the study's fixed autoencoder trains none;
-the first of them pays for making it again where its finished source arm no longer holds it. Finished arms cost nothing and are left out (--whole prices them too:
-the whole study's cost). Evaluation:
+the first of them pays for making it again where its finished source arm no longer holds it. Finished arms cost
+nothing and are left out (--whole prices them too: the whole study's cost). Evaluation:
 the default run's per-job benchmarks (results/<run>/benchmarks/*.tsv) of the cells the arm scores, score jobs
 halved because Snakemake runs two of them at once on two cores, plus the per-space stages (latent encoding,
 prior report, timing, autoencoder floor) and the per-run ones (reference features, tables) once per arm. The
@@ -77,7 +77,7 @@ def estimate(spec: dict, default_run: Path, alone: bool = False, fresh_clone: bo
     # the fixed autoencoder, where a finished source arm no longer holds it (a fresh clone never does), is made
     # again once, by the first arm that loads it
     fixed_missing = fixed is not None and scaling.finished(results / fixed.name) and (
-        fresh_clone or not (Path(scaling.autoencoder_folder(results, fixed.name)).parent / "manifest.json").is_file())
+        fresh_clone or not scaling.autoencoder_manifest(results, fixed.name).is_file())
 
     def continued_scale(arm: scaling.Arm, space: str, model: str) -> float:
         """The scale a network starts from: its smaller arm's, when that arm will leave a checkpoint of it."""
