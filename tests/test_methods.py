@@ -58,6 +58,18 @@ def test_the_default_runs_two_flows_make_a_table_and_mixed_runs_are_refused_in_o
     assert other.returncode != 0 and "differ in" in other.stderr and len(other.stderr.strip().splitlines()) == 1
 
 
+def test_an_ot_cfm_run_of_another_training_budget_is_refused_in_one_line(tmp_path: Path):
+    """A method trained 32x longer is not at equal compute: joining it with the x1 flows must fail, naming why."""
+    arm = tmp_path / "otcfm-latent-x1-s0"
+    shutil.copytree(REPO / "results/otcfm-latent-x1-s0", arm)
+    params = yaml.safe_load((arm / "params.yaml").read_text())
+    params["run"]["train_scale"] = 32.0
+    (arm / "params.yaml").write_text(yaml.safe_dump(params))
+    made = _lediflow("methods", "--runs", "results/default", str(arm), "--out", str(tmp_path / "out"))
+    assert made.returncode != 0 and "Traceback" not in made.stderr
+    assert "differ in training budget (run.train_scale)" in made.stderr and len(made.stderr.strip().splitlines()) == 1
+
+
 def test_the_methods_workflow_plans_each_arm_as_an_ordinary_run():
     plan = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/methods.smk", "-n", "-p", "--forceall"],
                           cwd=REPO, capture_output=True, text=True)

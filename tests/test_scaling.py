@@ -70,6 +70,11 @@ def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_defaul
     assert all(a.autoencoder is None for a in planned if a.scale <= 8)
     x32 = next(a for a in planned if a.name == "scaling-latent-x32-s1")
     assert x32.overlay()["autoencoder"] == {"source": "pretrained", "pretrained": fixed}
+    # OT-CFM trains beside the two flows at x16 and x32, every seed, and nowhere else
+    assert {a.name for a in planned if "ot" in a.priors} == {
+        f"scaling-latent-x{scale}-s{seed}" for scale in (16, 32) for seed in (0, 1, 2)}
+    assert x32.overlay()["flow"] == {"spaces": ["latent"], "priors": ["gaussian", "learned", "ot"]}
+    assert "priors" not in x2.overlay()["flow"]  # the other arms' overlays are what they were
 
 
 def test_the_fixed_autoencoder_lets_latent_networks_continue_only_across_arms_that_share_it():
@@ -104,6 +109,64 @@ def test_a_fixed_autoencoder_outside_the_studys_latent_scales_is_refused_in_one_
                                      "fixed_autoencoder": {"latent": 0.5}}))
     with pytest.raises(LediflowError, match="at least 1"):
         load_spec(study)
+
+
+def test_ot_cfm_at_the_default_runs_scale_or_outside_the_study_is_refused_in_one_line(tmp_path: Path):
+    study = tmp_path / "study.yaml"
+    for ot_cfm in ({"latent": [1]}, {"latent": [4]}, {"pixel": [2]}):
+        study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",
+                                         "scales": {"latent": [1, 2]}, "seeds": [0], "ot_cfm": ot_cfm}))
+        with pytest.raises(LediflowError, match="must name scales of scales"):
+            load_spec(study)
+
+
+def test_ot_cfm_continues_across_arms_that_share_the_fixed_autoencoder_and_an_arm_trains_what_it_names():
+    from lediflow.studies.scaling import continues, trains
+
+    spec = {"scales": {"latent": [1, 2, 4, 8]}, "seeds": [0], "fixed_autoencoder": {"latent": 2},
+            "ot_cfm": {"latent": [4, 8]}, "split_spaces": True}
+    planned = {a.name: a for a in arms(spec, "default")}
+    x2, x4, x8 = planned["scaling-latent-x2-s0"], planned["scaling-latent-x4-s0"], planned["scaling-latent-x8-s0"]
+    assert trains(x8, "latent") == ["prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
+                                    "flow-latent-learned", "flow-latent-ot"]  # its autoencoder is loaded
+    assert trains(x2, "latent") == ["autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
+                                    "flow-latent-learned"]  # no OT-CFM at x2
+    assert continues("flow-latent-ot", x8, x4)  # the same latents and a Gaussian source: as the baseline
+
+
+def test_the_cost_estimate_prices_ot_cfm_as_the_baseline_flow_it_shares_a_network_and_steps_with(tmp_path: Path):
+    from lediflow.studies.scaling_cost import estimate
+
+    spec = {**_cost_study(tmp_path), "ot_cfm": {"pixel": [2]}}
+    cost = estimate(spec, tmp_path / "results" / "base").set_index("arm")
+    # x2 trains the OT-CFM flow beside the four networks, priced at the Gaussian flow's seconds, and from scratch
+    # while it continues the default run's prior and baseline (the default run trains no OT-CFM); its two cells
+    # are priced as the baseline's
+    assert cost.loc["scaling-x2-s0", "train_s"] == pytest.approx(100 + 300 + 2 * (50 + 200) + 2 * 300)
+    assert cost.loc["scaling-x0.5-s0", "train_s"] == pytest.approx(0.5 * (100 + 50 + 300 + 200))
+    assert cost.loc["scaling-x2-s0", "sample_s"] == pytest.approx(6 * 10)
+    assert cost.loc["scaling-x2-s0", "cells"] == 6
+
+
+def test_three_methods_at_the_default_budget_compare_wall_clock_only_within_one_run():
+    """The committed default run and its OT-CFM run: LeDiFlow against OT-CFM is read across the two runs."""
+    from lediflow.studies.scaling_summary import common_cells, method_rows, summarise_methods
+
+    runs = [REPO / "results/default", REPO / "results/scaling-latent-x4-s0"]
+    rows = pd.DataFrame(method_rows([*runs, REPO / "results/otcfm-latent-x1-s0"], common_cells(runs)))
+    assert list(zip(rows["space"], rows["method"], rows["against"])) == [
+        ("latent", "learned", "gaussian"), ("latent", "learned", "ot"), ("latent", "ot", "gaussian")]
+    assert (rows["scale"] == 1.0).all()  # x4 trained no OT-CFM: no row
+    same_run, across = rows.iloc[0], rows.iloc[1]
+    assert math.isfinite(same_run["speedup_wall_clock"]) and math.isfinite(same_run["cost_ratio"])
+    assert math.isnan(across["speedup_wall_clock"]) and math.isnan(across["cost_ratio"])
+    assert across["run"] == "default otcfm-latent-x1-s0"
+    # OT-CFM's side of each row is its own flow: the best FIDs agree across the rows that share a method
+    assert across["baseline_best_fid"] == rows.iloc[2]["ledi_best_fid"]
+    assert across["ledi_best_fid"] == same_run["ledi_best_fid"]
+    summary = summarise_methods(rows)
+    assert list(summary["against"]) == ["FM baseline (Gaussian)", "OT-CFM (Gaussian, minibatch OT)",
+                                        "FM baseline (Gaussian)"]
 
 
 def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
@@ -435,7 +498,7 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     study.write_text(yaml.safe_dump({
         "configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
         "out": str(tmp_path / "scaling"), "scales": {"pixel": [0.5, 1]}, "seeds": [0, 1],
-        "seeded_scales": {"pixel": [0.5, 1]}}))
+        "seeded_scales": {"pixel": [0.5, 1]}, "ot_cfm": {"pixel": [0.5]}}))
     # warm, as the study's four runs of ~20 smoke-sized jobs each are mostly process start-up; every stage of
     # the nested runs (the arm rule starts one Snakemake per arm) is forked from the one server
     trace = tmp_path / "warm.trace"
@@ -465,7 +528,6 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     steps_table = pd.read_csv(tmp_path / "scaling" / "scaling_steps.csv")
     assert list(steps_table["budgets"]) == ["x0.5 → x1"] and list(steps_table["paired seeds"]) == ["0 1"]
     assert steps_table["Δ baseline best FID"].str.contains("±").all()
-
     def record(run: str, model: str) -> dict:
         return json.loads((tmp_path / "results" / run / "training" / f"{model}.json").read_text())
 
@@ -473,3 +535,12 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     for model in ("prior-pixel", "flow-pixel-gaussian"):
         assert record("scaling-x1-s1", model)["resumed_from"] == record("scaling-x0.5-s1", model)["step"] > 0
     assert record("scaling-x1-s1", "flow-pixel-learned")["resumed_from"] == 0  # its prior is another one
+
+    # OT-CFM trained beside the two flows at x0.5, both seeds: three methods there, timed in one run
+    methods = pd.read_csv(tmp_path / "scaling" / "scaling_methods.csv")
+    assert list(methods["scale"]) == ["x0.5"] * 3 and (methods["seeds"].astype(str) == "2").all()
+    assert list(methods["against"]) == ["FM baseline (Gaussian)", "OT-CFM (Gaussian, minibatch OT)",
+                                        "FM baseline (Gaussian)"]
+    assert not methods["wall-clock speedup"].str.startswith("n/a").any()
+    ot, baseline = record("scaling-x0.5-s1", "flow-pixel-ot"), record("scaling-x0.5-s1", "flow-pixel-gaussian")
+    assert ot["step"] == baseline["step"]  # the baseline's steps: equal training compute

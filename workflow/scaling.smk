@@ -119,9 +119,15 @@ if FIXED is not None and not os.path.exists(FIXED_MANIFEST):
             "snakemake {output} --cores {threads} --nolock --configfile {input.configs} > {log} 2>&1"
 
 
+# Runs that add OT-CFM to an arm of the same scale and seed (the x1 OT-CFM runs of workflow/methods.smk, which
+# that workflow makes): read by the three-method table once finished, never made here.
+METHOD_RUNS = [name for name in SPEC.get("method_runs", []) if os.path.exists(arm_tables(name))]
+
+
 rule summary:
     input:
         [arm_tables(name) for name in ARMS],
+        [ancient(arm_tables(name)) for name in METHOD_RUNS],
     output:
         md=f"{OUT}/scaling.md",
         csv=f"{OUT}/scaling.csv",
@@ -129,12 +135,13 @@ rule summary:
         runs=f"{OUT}/scaling_runs.csv",
     params:
         runs=" ".join(f"{RESULTS}/{name}" for name in ARMS),
+        method_runs=" ".join(f"{RESULTS}/{name}" for name in METHOD_RUNS),
     log:
         f"{OUT}/logs/summary.log",
     conda:
         "envs/lediflow.yaml"
     shell:
-        f"lediflow scaling --runs {{params.runs}} --out {OUT} > {{log}} 2>&1"
+        f"lediflow scaling --runs {{params.runs}} --method-runs {{params.method_runs}} --out {OUT} > {{log}} 2>&1"
 
 
 rule cost:

@@ -51,13 +51,16 @@ def budget_args(parser: argparse.ArgumentParser) -> None:
 def scaling(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies.scaling_summary import write
 
-    summary = write([Path(r) for r in args.runs], Path(args.out))
+    summary = write([Path(r) for r in args.runs], Path(args.out), [Path(r) for r in args.method_runs])
     print(f"scaling: {len(summary)} (space, scale) points from {len(args.runs)} runs -> {args.out}/scaling.md")
 
 
 def scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="the study's run folders")
     parser.add_argument("--out", default="results/scaling", help="folder for scaling.md/.csv/.tex and figures")
+    parser.add_argument("--method-runs", nargs="*", default=[], metavar="DIR",
+                        help="runs that add OT-CFM to an arm of the same scale and seed (workflow/methods.smk's, "
+                             "e.g. results/otcfm-latent-x1-s0): the three-method table scaling_methods.md")
 
 
 def methods(params: Params, args: argparse.Namespace) -> None:

@@ -61,6 +61,7 @@ def load(runs: list[Path]) -> pd.DataFrame:
         shared = {k: params[k] for k in SHARED_SECTIONS}
         shared["sample"] = {k: v for k, v in shared["sample"].items() if k not in GRID_KEYS}
         shared["seed"] = params["run"]["seed"]
+        shared["training budget (run.train_scale)"] = params["run"]["train_scale"]
         if "latent" in params["flow"]["spaces"]:
             shared["latent space (autoencoder)"] = latent_space(run, params)
         for key, value in shared.items():
@@ -80,7 +81,7 @@ def load(runs: list[Path]) -> pd.DataFrame:
     return joined
 
 
-def _pair(scores: pd.DataFrame, space: str, baseline: str, learned: str) -> pd.DataFrame:
+def pair(scores: pd.DataFrame, space: str, baseline: str, learned: str) -> pd.DataFrame:
     """The two methods' cells of one space, relabelled baseline -> 'gaussian' and learned -> 'learned', so the
     comparisons of lediflow.analysis.comparisons read them as their two arms."""
     both = scores[(scores["space"] == space) & scores["prior"].isin([baseline, learned])].copy()
@@ -90,8 +91,8 @@ def _pair(scores: pd.DataFrame, space: str, baseline: str, learned: str) -> pd.D
 
 def compare(scores: pd.DataFrame, space: str, baseline: str, learned: str) -> dict:
     """One row: `learned` against `baseline` in `space` (best vs best, speedups, per-step and inverse)."""
-    pair = _pair(scores, space, baseline, learned)
-    base, ledi = pair[pair["prior"] == "gaussian"], pair[pair["prior"] == "learned"]
+    both = pair(scores, space, baseline, learned)
+    base, ledi = both[both["prior"] == "gaussian"], both[both["prior"] == "learned"]
     b, lrn = tables.best_solver_cell(base), tables.best_solver_cell(ledi)
     ratio = b["fid"] / lrn["fid"]
     # the time-cells stage times a run's flows back to back on one machine; across runs nothing says the machine
@@ -100,19 +101,19 @@ def compare(scores: pd.DataFrame, space: str, baseline: str, learned: str) -> di
     row = {"space": space, "method": METHODS[learned], "against": METHODS[baseline],
            "best / best": ratio, "best / best ci": Z95 * ratio * math.hypot(b["fid_se"] / b["fid"],
                                                                            lrn["fid_se"] / lrn["fid"])}
-    speed = comparisons.speedup(pair)
+    speed = comparisons.speedup(both)
     euler = speed[speed["solver"] == "euler"]
     if not euler.empty:
         e = euler.iloc[0]
         row.update({"NFE speedup": e["speedup_nfe"], "bound": e["speedup_bound"],
                     "NFE speedup at +5%": e["speedup_nfe_plus5pct"], "bound at +5%": e["speedup_bound_plus5pct"],
                     "wall-clock speedup": e["speedup_wall_clock"] if same_clock else math.nan})
-    ratios = comparisons.quality_ratio(pair)
+    ratios = comparisons.quality_ratio(both)
     cells = ratios[ratios["solver"] == "euler"].set_index("steps")
     for steps in ("1", "2", "4", "8", "geomean"):
         if steps in cells.index:
             row[f"Euler {steps}"], row[f"Euler {steps} ci"] = cells.loc[steps, "fid"], cells.loc[steps, "fid_ci"]
-    inverse = comparisons.inverse_speedup(pair)
+    inverse = comparisons.inverse_speedup(both)
     one = inverse[(inverse["solver"] == "euler") & (inverse["steps"] == 1)]
     if not one.empty:
         row["inverse speedup, 1 step"], row["inverse bound"] = one["inverse_speedup"].iloc[0], one["bound"].iloc[0]

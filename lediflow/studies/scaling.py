@@ -17,11 +17,12 @@ from lediflow.pipeline.config import read_yaml
 from lediflow.core.errors import LediflowError
 
 SPACES = ("pixel", "latent")
-# What each space's two pipelines train (results/<run>/training/<model>.json); the autoencoder is LeDiFlow's
-# and the baseline's shared cost in latent space, counted on both sides.
-BASELINE_MODELS = {"pixel": ["flow-pixel-gaussian"], "latent": ["autoencoder", "flow-latent-gaussian"]}
-LEDI_MODELS = {"pixel": ["prior-pixel", "latent_sampler-pixel", "flow-pixel-learned"],
-               "latent": ["autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-learned"]}
+# What each method's pipeline trains in a space (results/<run>/training/<model>.json); the autoencoder is
+# shared by every method in latent space and counted on each side.
+PRIOR_MODELS = {"gaussian": {"pixel": ["flow-pixel-gaussian"], "latent": ["autoencoder", "flow-latent-gaussian"]},
+                "learned": {"pixel": ["prior-pixel", "latent_sampler-pixel", "flow-pixel-learned"],
+                            "latent": ["autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-learned"]},
+                "ot": {"pixel": ["flow-pixel-ot"], "latent": ["autoencoder", "flow-latent-ot"]}}
 STEP_RATIOS = (1, 2, 4, 8)  # Euler step counts whose equal-NFE ratio the study reports one by one
 BANDS = ("plus5pct", "plus10pct")  # the sensitivity targets of comparisons.speedup (BAND)
 # metrics with an interval: value +- 95% over seeds, or one seed's bootstrap from the se of its log
@@ -31,6 +32,7 @@ BOUNDED = {"speedup_nfe": "speedup_bound", "speedup_wall_clock": "speedup_bound"
            **{f"speedup_nfe_{b}": f"speedup_nfe_{b}_bound" for b in BANDS},
            **{f"inverse_e{s}": f"inverse_e{s}_bound" for s in (1, 2, 4)}}
 METRICS = ("baseline_best_fid", "ledi_best_fid") + RATIOS + tuple(BOUNDED)
+PRIORS = ("gaussian", "learned")  # the two flows every arm trains; "ot" (OT-CFM) joins them where the study says
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,15 @@ class Arm:
     # the trained autoencoder folder (save_pretrained) this arm loads instead of training its own: the study's
     # fixed_autoencoder, for the latent arms above its scale; None: the arm trains its own at its scale
     autoencoder: str | None = None
+    # the flows it trains (flow.priors): the two of every arm, and OT-CFM beside them at the study's ot_cfm scales
+    priors: tuple[str, ...] = PRIORS
 
     def overlay(self) -> dict:
         """The config overlay that makes this arm an ordinary run (none for the default run)."""
         out = {"run": {"name": self.name, "train_scale": self.scale, "seed": self.seed},
                "flow": {"spaces": list(self.spaces)}}
+        if self.priors != PRIORS:
+            out["flow"]["priors"] = list(self.priors)
         if self.autoencoder is not None:
             out["autoencoder"] = {"source": "pretrained", "pretrained": self.autoencoder}
         return out
@@ -79,6 +85,11 @@ def load_spec(path: str | Path) -> dict:
             raise LediflowError(f"scaling study {path}: fixed_autoencoder.{space} must be latent, at one of "
                                 "scales.latent and at least 1 (its seed-0 arm trains the autoencoder the larger "
                                 "arms load; the default run, x1, always trains its own)")
+    for space, scales in spec.get("ot_cfm", {}).items():
+        wrong = [s for s in scales if s not in spec["scales"].get(space, []) or s == 1]
+        if space not in SPACES or wrong:
+            raise LediflowError(f"scaling study {path}: ot_cfm.{space} must name scales of scales.{space} other "
+                                "than 1 (x1 seed 0 is the default run; its OT-CFM arm is workflow/methods.smk's)")
     return spec
 
 
@@ -107,7 +118,9 @@ def arms(spec: dict, default_name: str, results_dir: str | Path = "results") -> 
     scale, seed) (each a shorter job: what fits one session of a machine that keeps no checkpoints between
     sessions); x1 seed 0 is the default run either way. With `fixed_autoencoder: {latent: <scale>}` the latent
     arms above that scale, every seed, load the autoencoder of the seed-0 arm at that scale: its floor has
-    stopped improving there, and training it further would cost more than the networks the study scales."""
+    stopped improving there, and training it further would cost more than the networks the study scales. With
+    `ot_cfm: {<space>: [<scale>, ...]}` the arms at those scales, every seed, train OT-CFM beside the two flows
+    (flow.priors gaussian, learned, ot): one run, so its cells are timed back to back with theirs."""
     split = bool(spec.get("split_spaces", False))
     wanted: dict[tuple[str, float, int], list[str]] = {}
     for space in SPACES:
@@ -123,7 +136,9 @@ def arms(spec: dict, default_name: str, results_dir: str | Path = "results") -> 
             out.append(Arm(default_name, tuple(spaces), scale, seed, default=True))
         else:
             prefix = f"scaling-{space}-" if space else "scaling-"
-            out.append(Arm(f"{prefix}{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed))
+            ot = any(scale in spec.get("ot_cfm", {}).get(s, []) for s in spaces)
+            out.append(Arm(f"{prefix}{scale_label(scale)}-s{seed}", tuple(spaces), scale, seed,
+                           priors=PRIORS + ("ot",) if ot else PRIORS))
     fixed = spec.get("fixed_autoencoder", {}).get("latent")
     if fixed is None:
         return out
@@ -145,15 +160,34 @@ def fixed_autoencoder_arm(spec: dict, planned: list[Arm]) -> Arm | None:
 
 # --- continuing the smaller arm's training ------------------------------------------------------------------
 
-SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gaussian", "flow-pixel-learned"),
+SPACE_MODELS = {"pixel": ("prior-pixel", "latent_sampler-pixel", "flow-pixel-gaussian", "flow-pixel-learned",
+                          "flow-pixel-ot"),
                 "latent": ("autoencoder", "prior-latent", "latent_sampler-latent", "flow-latent-gaussian",
-                           "flow-latent-learned")}
+                           "flow-latent-learned", "flow-latent-ot")}
 # The networks whose inputs do not depend on the scale, so seed_checkpoints' copy is resumed by a larger arm (the
 # latent ones learn from latents of a longer-trained autoencoder and start afresh, unless both arms load the same
 # fixed autoencoder: see `continues`). A latent sampler or learned flow never continues: it learns from its
 # arm's prior, which trained longer.
-CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian"})
-ON_LATENTS_ALONE = frozenset({"prior-latent", "flow-latent-gaussian"})  # what learns from the latents and nothing else
+CONTINUES = frozenset({"autoencoder", "prior-pixel", "flow-pixel-gaussian", "flow-pixel-ot"})
+# what learns from the latents and nothing else (OT-CFM's source is Gaussian noise, re-paired within the batch)
+ON_LATENTS_ALONE = frozenset({"prior-latent", "flow-latent-gaussian", "flow-latent-ot"})
+
+
+def trains(arm: Arm, space: str) -> list[str]:
+    """The networks an arm trains in a space (SPACE_MODELS' names): the autoencoder unless it loads the fixed
+    one, the prior and latent sampler for LeDiFlow, one flow per prior."""
+    out = []
+    for model in SPACE_MODELS[space]:
+        kind = model.split("-")[0]
+        if model == "autoencoder":
+            keep = arm.autoencoder is None
+        elif kind == "flow":
+            keep = model.rsplit("-", 1)[-1] in arm.priors
+        else:
+            keep = "learned" in arm.priors
+        if keep:
+            out.append(model)
+    return out
 
 
 def latent_autoencoder(arm: Arm, results_dir: str | Path = "results") -> str:
@@ -163,8 +197,12 @@ def latent_autoencoder(arm: Arm, results_dir: str | Path = "results") -> str:
 
 def continues(model: str, arm: Arm, source: Arm, results_dir: str | Path = "results") -> bool:
     """Whether `model` of `arm` resumes the smaller arm `source`'s checkpoint, as the trainer's fingerprint check
-    will decide it (the same inputs: for the latent prior and baseline, latents of the same autoencoder); for
-    estimates only, the trainer is what enforces it."""
+    will decide it (the same inputs: for the latent prior and baseline, latents of the same autoencoder; and a
+    smaller arm that trains it at all: the default run trains no OT-CFM); for estimates only, the trainer is what
+    enforces it."""
+    space = next(s for s, models in SPACE_MODELS.items() if model in models)
+    if model not in trains(source, space):
+        return False
     if model in ON_LATENTS_ALONE:
         return latent_autoencoder(arm, results_dir) == latent_autoencoder(source, results_dir)
     return model in CONTINUES

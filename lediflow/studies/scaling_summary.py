@@ -18,8 +18,9 @@ from lediflow.analysis.tables import Z95
 from lediflow.pipeline import paths
 from lediflow.core.errors import LediflowError
 from lediflow.pipeline.config import load_params, read_yaml
-from lediflow.studies.scaling_tables import CAPTION, CELLS_CAPTION, display, display_cells
-from lediflow.studies.scaling import (BANDS, BASELINE_MODELS, BOUNDED, LEDI_MODELS, METRICS, RATIOS, STEP_RATIOS,
+from lediflow.studies.scaling_tables import (CAPTION, CELLS_CAPTION, METHODS_CAPTION, display, display_cells,
+                                             display_methods)
+from lediflow.studies.scaling import (BANDS, BOUNDED, METRICS, PRIOR_MODELS, PRIORS, RATIOS, STEP_RATIOS,
                                       scale_label)
 
 
@@ -45,19 +46,25 @@ def training_record(run: Path, model: str) -> dict:
     return tables.training_record(source, model) if source is not None else record
 
 
-def training_compute(run: Path, space: str) -> dict:
-    """Measured training seconds of each pipeline of the space and the flows' images seen (NaN if unrecorded)."""
-    def total(models: list[str], key: str) -> float:
-        values = [training_record(run, m).get(key, math.nan) for m in models]
+def training_compute(run: Path, space: str, method: str = "learned", against: str = "gaussian",
+                     against_run: Path | None = None) -> dict:
+    """Measured training seconds of each side's pipeline in the space and its flow's images seen (NaN if
+    unrecorded); the `ledi_` columns are the method's side, the `baseline_` ones the side it is compared against
+    (held by `against_run` where another run trained it)."""
+    sides = ((run, method, "ledi"), (against_run or run, against, "baseline"))
+
+    def total(holder: Path, models: list[str], key: str) -> float:
+        values = [training_record(holder, m).get(key, math.nan) for m in models]
         return float(sum(values)) if values else math.nan
 
-    models = LEDI_MODELS[space] + BASELINE_MODELS[space]
-    devices = {str(training_record(run, m).get("device", "")) for m in models} - {""}
-    return {"hardware": " / ".join(sorted(devices)) or "not recorded",
-            "ledi_train_seconds": total(LEDI_MODELS[space], "train_seconds"),
-            "baseline_train_seconds": total(BASELINE_MODELS[space], "train_seconds"),
-            "ledi_flow_images": total([f"flow-{space}-learned"], "samples_seen"),
-            "baseline_flow_images": total([f"flow-{space}-gaussian"], "samples_seen")}
+    devices = {str(training_record(holder, m).get("device", "")) for holder, prior, _ in sides
+               for m in PRIOR_MODELS[prior][space]} - {""}
+    out: dict = {"hardware": " / ".join(sorted(devices)) or "not recorded"}
+    for holder, prior, side in sides:
+        out[f"{side}_train_seconds"] = total(holder, PRIOR_MODELS[prior][space], "train_seconds")
+    for holder, prior, side in sides:
+        out[f"{side}_flow_images"] = total(holder, [f"flow-{space}-{prior}"], "samples_seen")
+    return out
 
 
 def _best(curve: pd.DataFrame) -> tuple[float, float, str]:
@@ -131,6 +138,46 @@ def _space(cell: tuple[str, str]) -> str:
     return paths.parse_flow_name(cell[0])[0]
 
 
+def space_metrics(by_space: pd.DataFrame, same_clock: bool = True) -> dict:
+    """Both flows' best FID, the speedups and the FID ratios of one space's cells, read as comparisons reads
+    them: prior 'gaussian' the side compared against, 'learned' the method. Without `same_clock` (the two
+    flows timed in different runs, so nothing says on the same machine) the measured-time comparisons are NaN."""
+    base, learned = by_space[by_space["prior"] == "gaussian"], by_space[by_space["prior"] == "learned"]
+    b_fid, b_se, b_at = _best(base)
+    l_fid, l_se, l_at = _best(learned)
+    speed = comparisons.speedup(by_space)
+    euler = speed[speed["solver"] == "euler"]
+    ratio, ratio_log_se = _euler_ratio(by_space)
+    cost, cost_log_se = _cost_ratio(by_space) if same_clock else (math.nan, math.nan)
+    dopri5, dopri5_log_se = _dopri5_ratio(by_space)
+
+    def first(column: str, default: object = math.nan) -> object:
+        return euler[column].iloc[0] if not euler.empty else default
+
+    return {
+        "baseline_best_fid": b_fid, "baseline_best_fid_se": b_se, "baseline_best_at": b_at,
+        "ledi_best_fid": l_fid, "ledi_best_fid_se": l_se, "ledi_best_at": l_at,
+        # each flow at its own best cell: neither handicapped by a solver the other prefers
+        "best_ratio": b_fid / l_fid, "best_ratio_log_se": math.hypot(b_se / b_fid, l_se / l_fid),
+        "speedup_nfe": float(first("speedup_nfe")),
+        "speedup_wall_clock": float(first("speedup_wall_clock")) if same_clock else math.nan,
+        "speedup_bound": str(first("speedup_bound", "")),
+        **{f"speedup_nfe_{band}": float(first(f"speedup_nfe_{band}")) for band in BANDS},
+        **{f"speedup_nfe_{band}_bound": str(first(f"speedup_bound_{band}", "")) for band in BANDS},
+        "fid_ratio": ratio, "fid_ratio_log_se": ratio_log_se,
+        **_step_ratios(by_space),
+        "cost_ratio": cost, "cost_ratio_log_se": cost_log_se,
+        "dopri5_ratio": dopri5, "dopri5_ratio_log_se": dopri5_log_se,
+        **_inverse(by_space),
+    }
+
+
+def _floor(params: dict) -> dict:
+    path = paths.data_floor_file(params)
+    floor = tables.read_json(path, "run `lediflow reference-features`") if path.is_file() else {}
+    return {"data_floor_fid": floor.get("fid", math.nan), "data_floor_fid_se": floor.get("fid_se", math.nan)}
+
+
 def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
     """One row per space of the run: its scale, seed, compute, both best FIDs, speedups and FID ratio."""
     params = load_params([run / "params.yaml"])
@@ -138,41 +185,82 @@ def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
     scores = tables.load_cells(run, [c for c in cells if _space(c) in params["flow"]["spaces"]])
     rows = []
     for space, by_space in scores.groupby("space"):
-        base, learned = by_space[by_space["prior"] == "gaussian"], by_space[by_space["prior"] == "learned"]
-        if base.empty or learned.empty:
+        by_space = by_space[by_space["prior"].isin(PRIORS)]
+        if set(by_space["prior"]) != set(PRIORS):
             continue
-        b_fid, b_se, b_at = _best(base)
-        l_fid, l_se, l_at = _best(learned)
-        speed = comparisons.speedup(by_space)
-        euler = speed[speed["solver"] == "euler"]
-        ratio, ratio_log_se = _euler_ratio(by_space)
-        cost, cost_log_se = _cost_ratio(by_space)
-        dopri5, dopri5_log_se = _dopri5_ratio(by_space)
-        floor_path = paths.data_floor_file(params)
-        floor = tables.read_json(floor_path, "run `lediflow reference-features`") if floor_path.is_file() else {}
-
-        def first(column: str, default: object = math.nan) -> object:
-            return euler[column].iloc[0] if not euler.empty else default
-
-        rows.append({
-            "run": run.name, "space": space, "scale": params["run"]["train_scale"], "seed": params["run"]["seed"],
-            **training_compute(run, space),
-            "baseline_best_fid": b_fid, "baseline_best_fid_se": b_se, "baseline_best_at": b_at,
-            "ledi_best_fid": l_fid, "ledi_best_fid_se": l_se, "ledi_best_at": l_at,
-            # each flow at its own best cell: neither handicapped by a solver the other prefers
-            "best_ratio": b_fid / l_fid, "best_ratio_log_se": math.hypot(b_se / b_fid, l_se / l_fid),
-            "speedup_nfe": float(first("speedup_nfe")), "speedup_wall_clock": float(first("speedup_wall_clock")),
-            "speedup_bound": str(first("speedup_bound", "")),
-            **{f"speedup_nfe_{band}": float(first(f"speedup_nfe_{band}")) for band in BANDS},
-            **{f"speedup_nfe_{band}_bound": str(first(f"speedup_bound_{band}", "")) for band in BANDS},
-            "fid_ratio": ratio, "fid_ratio_log_se": ratio_log_se,
-            **_step_ratios(by_space),
-            "cost_ratio": cost, "cost_ratio_log_se": cost_log_se,
-            "dopri5_ratio": dopri5, "dopri5_ratio_log_se": dopri5_log_se,
-            **_inverse(by_space),
-            "data_floor_fid": floor.get("fid", math.nan), "data_floor_fid_se": floor.get("fid_se", math.nan),
-        })
+        rows.append({"run": run.name, "space": space, "scale": params["run"]["train_scale"],
+                     "seed": params["run"]["seed"], **training_compute(run, space),
+                     **space_metrics(by_space), **_floor(params)})
     return rows
+
+
+# --- the third method: OT-CFM beside the two flows ----------------------------------------------------------
+
+# (method, against): LeDiFlow against each Gaussian-source baseline, and OT-CFM against the Gaussian baseline
+PAIRS = (("learned", "gaussian"), ("learned", "ot"), ("ot", "gaussian"))
+METHOD_NAMES = {"gaussian": "FM baseline (Gaussian)", "ot": "OT-CFM (Gaussian, minibatch OT)",
+                "learned": "LeDiFlow (learned prior)"}
+
+
+def _study_cells(scores: pd.DataFrame, cells: list[tuple[str, str]]) -> pd.DataFrame:
+    """The study's common cells of every method: OT-CFM is scored on the Gaussian baseline's grid (both are
+    Gaussian sources: baseline_extra_steps applies to both), so it keeps the settings the baseline keeps."""
+    keep = {(paths.parse_flow_name(model)[0], paths.parse_flow_name(model)[1], setting) for model, setting in cells}
+    twin = scores["prior"].replace({"ot": "gaussian"})
+    return scores[[(sp, pr, st) in keep for sp, pr, st in zip(scores["space"], twin, scores["setting"])]]
+
+
+def method_rows(runs: list[Path], cells: list[tuple[str, str]]) -> list[dict]:
+    """Per (space, scale, seed) where some run trained OT-CFM: one row per pair of PAIRS, each flow's cells read
+    from the run that holds it (an arm of the study trains all three; at x1 the OT-CFM arm of workflow/methods.smk
+    sits beside the default run). The runs of one (scale, seed) must share data, sampling, scorer, budget and
+    latent space (lediflow.studies.methods.load refuses them in one line otherwise)."""
+    from lediflow.studies import methods
+
+    groups: dict[tuple[float, int], list[Path]] = {}
+    for run in runs:
+        params = load_params([run / "params.yaml"])
+        groups.setdefault((float(params["run"]["train_scale"]), int(params["run"]["seed"])), []).append(run)
+    rows = []
+    for (scale, seed), members in sorted(groups.items()):
+        held = {run: load_params([run / "params.yaml"])["flow"]["priors"] for run in members}
+        if not any("ot" in priors for priors in held.values()):
+            continue
+        scores = _study_cells(methods.load(members), cells)
+        for space, by_space in scores.groupby("space"):
+            holder = {prior: next(r for r in members if r.name == name)
+                      for prior, name in zip(by_space["prior"], by_space["run"])}
+            if "ot" not in holder:
+                continue
+            for method, against in PAIRS:
+                if method not in holder or against not in holder:
+                    continue
+                pair = methods.pair(by_space, space, against, method)
+                same_clock = holder[method] == holder[against]
+                rows.append({"run": " ".join(sorted({holder[method].name, holder[against].name})), "space": space,
+                             "scale": scale, "seed": seed, "method": method, "against": against,
+                             **training_compute(holder[method], space, method, against, holder[against]),
+                             **space_metrics(pair, same_clock),
+                             **_floor(load_params([holder[method] / "params.yaml"]))})
+    return rows
+
+
+def summarise_methods(rows: pd.DataFrame) -> pd.DataFrame:
+    """summarise() per pair of PAIRS, with the pair's names; the pairs in PAIRS' order within each budget."""
+    frames = []
+    for order, (method, against) in enumerate(PAIRS):
+        chosen = rows[(rows["method"] == method) & (rows["against"] == against)]
+        if chosen.empty:
+            continue
+        summary = summarise(chosen.drop(columns=["method", "against"]))
+        summary.insert(2, "method", METHOD_NAMES[method])
+        summary.insert(3, "against", METHOD_NAMES[against])
+        summary["pair_order"] = order
+        frames.append(summary)
+    if not frames:
+        return pd.DataFrame()
+    joined = pd.concat(frames, ignore_index=True).sort_values(["space", "scale", "pair_order"], kind="stable")
+    return joined.drop(columns="pair_order").reset_index(drop=True)
 
 
 def common_cells(runs: list[Path]) -> list[tuple[str, str]]:
@@ -192,6 +280,8 @@ def _bounded(values: np.ndarray, bounds: list[str], single_se: float) -> dict:
     """Summary of a metric the grid may bound: t-interval where every seed's value is exact; otherwise the mean,
     a bound on the seeds' mean in the bounds' direction (exact values count as themselves), no interval."""
     kinds = set(bounds) - {"=", ""}
+    if not np.isfinite(values).any():  # not measured (wall-clock across runs): nothing to summarise or bound
+        return {"value": math.nan, "ci": math.nan, "bound": "", "p": math.nan, "resolved": "n/a"}
     if not kinds:
         centre, half, _ = interval(values, single_se)
         return {"value": centre, "ci": half, "bound": "", "p": p_value(values, centre, half, 1.0),
@@ -252,9 +342,11 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def write(runs: list[Path], out: Path) -> pd.DataFrame:
+def write(runs: list[Path], out: Path, method_runs: list[Path] | None = None) -> pd.DataFrame:
     """results/scaling/{scaling.md,csv,tex} (display), scaling_runs.csv (per run and space), scaling_steps.*
-    (the change between budgets, paired by seed), the figures."""
+    (the change between budgets, paired by seed), the figures; where some run trained OT-CFM (an arm at the
+    study's ot_cfm scales, or one of `method_runs`: runs that add OT-CFM to an arm of the same scale and seed),
+    scaling_methods.* (the three methods per budget) and scaling_methods_runs.csv."""
     from lediflow.core import artifacts
     from lediflow.analysis import figures
     from lediflow.studies import scaling_steps
@@ -274,4 +366,10 @@ def write(runs: list[Path], out: Path) -> pd.DataFrame:
     if not changes.empty:
         tables.write_table(scaling_steps.display(changes, scale_label), out, "scaling_steps", scaling_steps.CAPTION)
     figures.scaling(summary, out)
+    compared = pd.DataFrame(method_rows([*runs, *(method_runs or [])], cells))
+    if not compared.empty:
+        shown, family = display_methods(summarise_methods(compared))
+        tables.write_table(shown, out, "scaling_methods", METHODS_CAPTION.format(family=family))
+        artifacts.write_text_atomic(out / "scaling_methods_runs.csv",
+                                    compared.to_csv(index=False, float_format="%.6g"))
     return summary
