@@ -169,6 +169,29 @@ def test_three_methods_at_the_default_budget_compare_wall_clock_only_within_one_
                                         "FM baseline (Gaussian)"]
 
 
+def test_the_scaling_figure_draws_ot_cfm_beside_the_two_flows_where_it_was_trained(tmp_path: Path, monkeypatch):
+    from lediflow.analysis import figures
+    from lediflow.studies.scaling_summary import summarise_methods
+
+    two = summarise(pd.DataFrame([_row(s, scale, 100.0 / scale, 60.0 / scale) for scale in (1.0, 2.0, 4.0)
+                                  for s in (0, 1)]))
+    # OT-CFM trained at x2 only: its side of the OT-CFM-against-Gaussian rows is its best FID there
+    pairs = [{**_row(s, 2.0, 50.0, fid), "method": method, "against": against}
+             for s, fid in ((0, 44.0), (1, 46.0)) for method, against in (("learned", "ot"), ("ot", "gaussian"))]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, folder, name: drawn.setdefault(name, fig) and [])
+    figures.scaling(two, tmp_path, summarise_methods(pd.DataFrame(pairs)))
+    fid_panel = drawn["scaling_pixel"].axes[0]
+    ot = [line for line in fid_panel.get_lines() if line.get_label() == "OT-CFM (Gaussian, minibatch OT)"]
+    assert len(ot) == 1 and list(ot[0].get_xdata()) == [2000.0]  # at x2's images seen, LeDiFlow's x
+    ot_vs_gaussian = pairs[1], pairs[3]
+    assert list(ot[0].get_ydata()) == [pytest.approx(sum(r["ledi_best_fid"] for r in ot_vs_gaussian) / 2)]
+    drawn.clear()
+    figures.scaling(two, tmp_path)  # no third method: the panel has the two flows only
+    labels = [line.get_label() for line in drawn["scaling_pixel"].axes[0].get_lines()]
+    assert not any(label.startswith("OT-CFM") for label in labels)
+
+
 def test_a_study_without_the_default_scale_is_refused_in_one_line(tmp_path: Path):
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",

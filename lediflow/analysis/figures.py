@@ -193,21 +193,39 @@ def _scaling_legend(ax: plt.Axes) -> None:
     ax.legend(handles=handles, fontsize=6)
 
 
-def scaling(summary: pd.DataFrame, folder: Path) -> list[Path]:
+def _third_method(summary: pd.DataFrame, methods: pd.DataFrame | None, space: str) -> tuple[pd.Series, pd.DataFrame]:
+    """OT-CFM's best FID per budget of the space (its side of the OT-CFM-against-Gaussian rows of the study's
+    three-method summary), at the x of the same budget in the two-flow summary; empty where it was not trained."""
+    if methods is None or methods.empty:
+        return pd.Series(dtype=float), pd.DataFrame()
+    ot = methods[(methods["space"] == space) & methods["method"].str.startswith("OT-CFM")].sort_values("scale")
+    ot = ot.rename(columns={"ledi_best_fid": "ot_best_fid", "ledi_best_fid_ci": "ot_best_fid_ci"})
+    two = summary[summary["space"] == space].set_index("scale")
+    counted = two["ledi_flow_images"].notna().all()
+    x = ot["scale"].map(two["ledi_flow_images"] if counted else pd.Series(two.index, index=two.index))
+    return x, ot
+
+
+def scaling(summary: pd.DataFrame, folder: Path, methods: pd.DataFrame | None = None) -> list[Path]:
     """One figure per space: each scaling metric against training compute (log x: images LeDiFlow's flow saw,
     which no machine changes), 95% bars, the data floor on the FID panel and the no-effect line (1) on the
-    others; bounds drawn as bounds."""
+    others; bounds drawn as bounds; OT-CFM's best FID beside the two flows' where `methods` (the study's
+    three-method summary) has it."""
     out = []
     for space, rows in summary.groupby("space"):
         rows = rows.sort_values("scale")
         counted = rows["ledi_flow_images"].notna().all()
         x = rows["ledi_flow_images"] if counted else rows["scale"]
+        ot_x, ot = _third_method(summary, methods, space)
         fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(4.2 * len(SCALING_PANELS), 3.6), squeeze=False)
         for ax, (title, series) in zip(axes[0], SCALING_PANELS):
             for metric, key in series:
                 if metric not in rows or rows[metric].isna().all():
                     continue  # a study without dopri5 cells has no dopri5 ratio
                 _scaling_series(ax, x, rows, metric, STYLE.get(key) or RATIO_STYLE[key])
+            if series[0][1] in STYLE and not ot.empty:
+                _scaling_series(ax, ot_x, ot, "ot_best_fid", {"color": METHOD_COLORS["ot"], "fmt": "^-",
+                                                              "label": "OT-CFM (Gaussian, minibatch OT)"})
             if key in STYLE and rows["data_floor_fid"].notna().any():
                 ax.axhline(rows["data_floor_fid"].mean(), color="grey", ls="--", lw=1, label="data floor")
             else:

@@ -365,11 +365,12 @@ def write(runs: list[Path], out: Path, method_runs: list[Path] | None = None) ->
     changes = scaling_steps.steps(rows)
     if not changes.empty:
         tables.write_table(scaling_steps.display(changes, scale_label), out, "scaling_steps", scaling_steps.CAPTION)
-    figures.scaling(summary, out)
     compared = pd.DataFrame(method_rows([*runs, *(method_runs or [])], cells))
-    if not compared.empty:
-        shown, family = display_methods(summarise_methods(compared))
+    three = summarise_methods(compared) if not compared.empty else None
+    if three is not None:
+        shown, family = display_methods(three)
         tables.write_table(shown, out, "scaling_methods", METHODS_CAPTION.format(family=family))
         artifacts.write_text_atomic(out / "scaling_methods_runs.csv",
                                     compared.to_csv(index=False, float_format="%.6g"))
+    figures.scaling(summary, out, three)
     return summary
