@@ -18,6 +18,8 @@ from lediflow.analysis.tables import Z95
 from lediflow.pipeline import paths
 from lediflow.core.errors import LediflowError
 from lediflow.pipeline.config import load_params, read_yaml
+from lediflow.studies import methods
+from lediflow.studies.methods import METHODS
 from lediflow.studies.scaling_tables import (CAPTION, CELLS_CAPTION, METHODS_CAPTION, display, display_cells,
                                              display_methods)
 from lediflow.studies.scaling import (BANDS, BOUNDED, METRICS, PRIOR_MODELS, PRIORS, RATIOS, STEP_RATIOS,
@@ -198,8 +200,6 @@ def run_rows(run: Path, cells: list[tuple[str, str]]) -> list[dict]:
 
 # (method, against): LeDiFlow against each Gaussian-source baseline, and OT-CFM against the Gaussian baseline
 PAIRS = (("learned", "gaussian"), ("learned", "ot"), ("ot", "gaussian"))
-METHOD_NAMES = {"gaussian": "FM baseline (Gaussian)", "ot": "OT-CFM (Gaussian, minibatch OT)",
-                "learned": "LeDiFlow (learned prior)"}
 
 
 def _study_cells(scores: pd.DataFrame, cells: list[tuple[str, str]]) -> pd.DataFrame:
@@ -215,16 +215,13 @@ def method_rows(runs: list[Path], cells: list[tuple[str, str]]) -> list[dict]:
     from the run that holds it (an arm of the study trains all three; at x1 the OT-CFM arm of workflow/methods.smk
     sits beside the default run). The runs of one (scale, seed) must share data, sampling, scorer, budget and
     latent space (lediflow.studies.methods.load refuses them in one line otherwise)."""
-    from lediflow.studies import methods
-
     groups: dict[tuple[float, int], list[Path]] = {}
     for run in runs:
         params = load_params([run / "params.yaml"])
         groups.setdefault((float(params["run"]["train_scale"]), int(params["run"]["seed"])), []).append(run)
     rows = []
     for (scale, seed), members in sorted(groups.items()):
-        held = {run: load_params([run / "params.yaml"])["flow"]["priors"] for run in members}
-        if not any("ot" in priors for priors in held.values()):
+        if not any("ot" in load_params([run / "params.yaml"])["flow"]["priors"] for run in members):
             continue
         scores = _study_cells(methods.load(members), cells)
         for space, by_space in scores.groupby("space"):
@@ -253,8 +250,8 @@ def summarise_methods(rows: pd.DataFrame) -> pd.DataFrame:
         if chosen.empty:
             continue
         summary = summarise(chosen.drop(columns=["method", "against"]))
-        summary.insert(2, "method", METHOD_NAMES[method])
-        summary.insert(3, "against", METHOD_NAMES[against])
+        summary.insert(2, "method", METHODS[method])
+        summary.insert(3, "against", METHODS[against])
         summary["pair_order"] = order
         frames.append(summary)
     if not frames:
