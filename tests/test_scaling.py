@@ -70,9 +70,12 @@ def test_the_committed_study_seeds_x1_and_its_named_scales_and_reuses_the_defaul
     assert all(a.autoencoder is None for a in planned if a.scale <= 8)
     x32 = next(a for a in planned if a.name == "scaling-latent-x32-s1")
     assert x32.overlay()["autoencoder"] == {"source": "pretrained", "pretrained": fixed}
-    # OT-CFM trains beside the two flows at x16 and x32, every seed, and nowhere else
+    # OT-CFM trains beside the two flows at x16 and x32, every seed, and at x1 in the seed arms, nowhere else:
+    # the default run (x1 seed 0) keeps its two flows (its OT-CFM is a run of its own)
     assert {a.name for a in planned if "ot" in a.priors} == {
-        f"scaling-latent-x{scale}-s{seed}" for scale in (16, 32) for seed in (0, 1, 2)}
+        f"scaling-latent-x{scale}-s{seed}" for scale in (16, 32) for seed in (0, 1, 2)} | {
+        f"scaling-{space}-x1-s{seed}" for space in ("pixel", "latent") for seed in (1, 2)}
+    assert default[0].priors == ("gaussian", "learned")
     assert x32.overlay()["flow"] == {"spaces": ["latent"], "priors": ["gaussian", "learned", "ot"]}
     assert "priors" not in x2.overlay()["flow"]  # the other arms' overlays are what they were
 
@@ -111,9 +114,9 @@ def test_a_fixed_autoencoder_outside_the_studys_latent_scales_is_refused_in_one_
         load_spec(study)
 
 
-def test_ot_cfm_at_the_default_runs_scale_or_outside_the_study_is_refused_in_one_line(tmp_path: Path):
+def test_ot_cfm_outside_the_studys_scales_is_refused_in_one_line(tmp_path: Path):
     study = tmp_path / "study.yaml"
-    for ot_cfm in ({"latent": [1]}, {"latent": [4]}, {"pixel": [2]}):
+    for ot_cfm in ({"latent": [4]}, {"pixel": [2]}, {"rgb": [1]}):
         study.write_text(yaml.safe_dump({"configs": ["params.yaml"], "budget": "b.yaml", "out": "o",
                                          "scales": {"latent": [1, 2]}, "seeds": [0], "ot_cfm": ot_cfm}))
         with pytest.raises(LediflowError, match="must name scales of scales"):
@@ -521,7 +524,7 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
     study.write_text(yaml.safe_dump({
         "configs": [str(REPO / "params.yaml"), str(tmp_path / "base.yaml")], "budget": str(tmp_path / "budget.yaml"),
         "out": str(tmp_path / "scaling"), "scales": {"pixel": [0.5, 1]}, "seeds": [0, 1],
-        "seeded_scales": {"pixel": [0.5, 1]}, "ot_cfm": {"pixel": [0.5]}}))
+        "seeded_scales": {"pixel": [0.5, 1]}, "ot_cfm": {"pixel": [0.5, 1]}}))
     # warm, as the study's four runs of ~20 smoke-sized jobs each are mostly process start-up; every stage of
     # the nested runs (the arm rule starts one Snakemake per arm) is forked from the one server
     trace = tmp_path / "warm.trace"
@@ -559,11 +562,14 @@ def test_a_toy_study_of_two_budgets_and_two_seeds_runs_end_to_end(tmp_path: Path
         assert record("scaling-x1-s1", model)["resumed_from"] == record("scaling-x0.5-s1", model)["step"] > 0
     assert record("scaling-x1-s1", "flow-pixel-learned")["resumed_from"] == 0  # its prior is another one
 
-    # OT-CFM trained beside the two flows at x0.5, both seeds: three methods there, timed in one run
+    # OT-CFM trained beside the two flows at x0.5, both seeds, and at x1 in the seed arm (the base run, x1 seed 0,
+    # keeps its two flows): three methods per budget, timed in one run
     methods = pd.read_csv(tmp_path / "scaling" / "scaling_methods.csv")
-    assert list(methods["scale"]) == ["x0.5"] * 3 and (methods["seeds"].astype(str) == "2").all()
+    assert list(methods["scale"]) == ["x0.5"] * 3 + ["x1"] * 3
+    assert list(methods["seeds"].astype(str)) == ["2"] * 3 + ["1 (samples only)"] * 3
     assert list(methods["against"]) == ["FM baseline (Gaussian)", "OT-CFM (Gaussian, minibatch OT)",
-                                        "FM baseline (Gaussian)"]
+                                        "FM baseline (Gaussian)"] * 2
     assert not methods["wall-clock speedup"].str.startswith("n/a").any()
     ot, baseline = record("scaling-x0.5-s1", "flow-pixel-ot"), record("scaling-x0.5-s1", "flow-pixel-gaussian")
     assert ot["step"] == baseline["step"]  # the baseline's steps: equal training compute
+    assert record("scaling-x1-s1", "flow-pixel-ot")["resumed_from"] == ot["step"]  # continued, as the baseline

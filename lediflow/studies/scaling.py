@@ -86,10 +86,8 @@ def load_spec(path: str | Path) -> dict:
                                 "scales.latent and at least 1 (its seed-0 arm trains the autoencoder the larger "
                                 "arms load; the default run, x1, always trains its own)")
     for space, scales in spec.get("ot_cfm", {}).items():
-        wrong = [s for s in scales if s not in spec["scales"].get(space, []) or s == 1]
-        if space not in SPACES or wrong:
-            raise LediflowError(f"scaling study {path}: ot_cfm.{space} must name scales of scales.{space} other "
-                                "than 1 (x1 seed 0 is the default run; its OT-CFM arm is workflow/methods.smk's)")
+        if space not in SPACES or any(s not in spec["scales"].get(space, []) for s in scales):
+            raise LediflowError(f"scaling study {path}: ot_cfm.{space} must name scales of scales.{space}")
     return spec
 
 
@@ -120,7 +118,8 @@ def arms(spec: dict, default_name: str, results_dir: str | Path = "results") -> 
     arms above that scale, every seed, load the autoencoder of the seed-0 arm at that scale: its floor has
     stopped improving there, and training it further would cost more than the networks the study scales. With
     `ot_cfm: {<space>: [<scale>, ...]}` the arms at those scales, every seed, train OT-CFM beside the two flows
-    (flow.priors gaussian, learned, ot): one run, so its cells are timed back to back with theirs."""
+    (flow.priors gaussian, learned, ot): one run, so its cells are timed back to back with theirs. The default
+    run (x1 seed 0) stays as it is: its OT-CFM is a run of its own (the study's method_runs)."""
     split = bool(spec.get("split_spaces", False))
     wanted: dict[tuple[str, float, int], list[str]] = {}
     for space in SPACES:

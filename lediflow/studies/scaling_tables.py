@@ -163,6 +163,8 @@ METHODS_CAPTION = ("Scaling study, three methods per budget where OT-CFM was tra
                    "FID over the method's; NFE speedup at against's best FID ('>=' only where the method's first "
                    "grid point is already below it); FID ratio against / method at Euler 1, 2 and their geometric "
                    "mean over Euler 1-8; inverse speedup: against's Euler NFE for the method's one-step FID. "
-                   "Wall-clock only where both flows were timed back to back in one run. Seeds and intervals as "
-                   "in the scaling table; marks Holm-controlled over this table's {family} tested intervals. "
+                   "Wall-clock only where both flows were timed back to back in one run (at x1 the seed arms; "
+                   "seed 0's OT-CFM is a run of its own, so its measured-time comparisons with OT-CFM are left "
+                   "out and those columns are over the other seeds). Seeds and intervals as in the scaling table; "
+                   "marks Holm-controlled over this table's {family} tested intervals. "
                    "train s: measured seconds of each side's pipeline in the space (the shared autoencoder on both).")
