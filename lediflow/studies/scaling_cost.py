@@ -58,7 +58,7 @@ def training_seconds(run: Path, model: str) -> float:
 def priced_as(model: str) -> str:
     """The default run's record that prices a network: its own, or for OT-CFM (which the default run does not
     train) the Gaussian flow's, the same network and steps; the exact minibatch OT plan adds 1-2 ms a step at
-    batch 64 on this CPU (docs/studies.md, "OT-CFM in the scaling study")."""
+    batch 64 on this CPU (docs/studies.md, "OT-CFM beside the two flows")."""
     return model[: -len("-ot")] + "-gaussian" if model.startswith("flow-") and model.endswith("-ot") else model
 
 
