@@ -3,6 +3,7 @@ Trainer's metrics (the timing itself is not a test), and the GPU check script's 
 CUDA."""
 
 import importlib.util
+import math
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def test_gpu_check_refuses_without_cuda_in_one_line_and_writes_nothing(tmp_path:
     assert done.returncode == 2
     assert done.stdout.strip().count("\n") == 0 and "no CUDA device" in done.stdout
     assert not out.exists()
+
+
+def test_run_jobs_sums_each_rule_and_leaves_out_a_training_job_a_session_cut(tmp_path: Path):
+    import json
+
+    runs = []
+    for name, seconds, resumed in (("cold", 10.0, 0), ("warm", 4.0, 2000)):
+        run = tmp_path / name
+        (run / "benchmarks").mkdir(parents=True)
+        (run / "training").mkdir()
+        stems = ("sample-flow-pixel-learned-euler-1", "sample-flow-pixel-gaussian-euler-4", "train_flow-pixel-learned")
+        for stem in stems:
+            (run / "benchmarks" / f"{stem}.tsv").write_text(HEADER + f"{seconds}\t0:00:01\t1\t1\t1\t1\t0\t0\t50\t1\n")
+        # the warm run's flow training was cut by a session's end and resumed: its file times the second part
+        (run / "training" / "flow-pixel-learned.json").write_text(json.dumps({"resumed_from": resumed}))
+        runs.append(run)
+    rows = {r["rule"]: r for r in _benchmark_module("run_jobs").table(*runs)}
+    assert rows["sample"]["jobs"] == "2 / 2" and rows["sample"]["ratio"] == pytest.approx(0.4)
+    assert rows["train_flow"]["note"] == "resumed: left out" and math.isnan(rows["train_flow"]["ratio"])
+    total = rows["total (rules not resumed)"]
+    assert (total["first_s"], total["second_s"], total["jobs"]) == (20.0, 8.0, "3 / 3")
