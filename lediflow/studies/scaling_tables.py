@@ -1,9 +1,10 @@
 """How the scaling study's summary is printed: value ± interval per metric, bounds as bounds, the resolved
-marks with Holm's correction over the table's family, and the captions of scaling.md and scaling_cells.md."""
+marks with Holm's correction over the table's family, and the captions of scaling.md, scaling_cells.md and scaling_methods.md."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ def _marks(summary: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[dict, int]:
     return marks, len(tested)
 
 
-def _marker(summary: pd.DataFrame, tested: tuple[str, ...]):
+def _marker(summary: pd.DataFrame, tested: tuple[str, ...]) -> tuple[Callable[[int, str], str], int]:
     """(row index, metric) -> its mark: Holm's over the tested family, else the summary's own label; and the
     family's size."""
     marks, family = _marks(summary, tested)
