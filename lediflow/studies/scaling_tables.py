@@ -1,5 +1,6 @@
 """How the scaling study's summary is printed: value ± interval per metric, bounds as bounds, the resolved
-marks with Holm's correction over the table's family, and the captions of scaling.md, scaling_cells.md and scaling_methods.md."""
+marks with Holm's correction over the table's family, and the captions of scaling.md, scaling_cells.md and
+scaling_methods.md."""
 
 from __future__ import annotations
 
