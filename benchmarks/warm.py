@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from lediflow.pipeline import runlock  # noqa: E402
 from lediflow.cli.warm import WARM_ENV  # noqa: E402
+from lediflow.cli.warm.client import start_server, stop_server  # noqa: E402
 
 CELLS = [("flow-pixel-learned", "euler-1"), ("flow-pixel-gaussian", "euler-4"), ("flow-latent-learned", "euler-1"),
          ("flow-latent-gaussian", "euler-4")]
@@ -55,11 +56,10 @@ def run(smoke_run: Path, repeats: int = 2) -> list[tuple[str, str, str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         copy = copy_of(smoke_run, Path(tmp) / "results")
         socket_path = Path(tmp) / "warm.sock"
-        server = subprocess.Popen([sys.executable, "-m", "lediflow.cli.warm.server", "--socket", str(socket_path)],
-                                  cwd=REPO, stdout=subprocess.DEVNULL)
+        server = start_server(socket_path, cwd=str(REPO))
+        if server is None:
+            sys.exit("the warm server did not start: run `lediflow warm -- true` to see why")
         try:
-            while not socket_path.exists():
-                time.sleep(0.05)
             cold_env = {k: v for k, v in os.environ.items() if k != WARM_ENV} | {"OMP_NUM_THREADS": "1"}
             envs = {"cold": cold_env, "warm": cold_env | {WARM_ENV: str(socket_path)}}
             seconds = {(stage, mode): [] for stage in ("sample", "score") for mode in envs}
@@ -71,8 +71,7 @@ def run(smoke_run: Path, repeats: int = 2) -> list[tuple[str, str, str, str]]:
                                        "--setting", setting]
                             seconds[(stage, mode)].append(job_seconds(command, env))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
     rows = []
     for stage in ("sample", "score"):
         cold, warm = (statistics.median(seconds[(stage, mode)]) for mode in ("cold", "warm"))

@@ -68,16 +68,12 @@ def wrap(command: list[str]) -> int:
         return 2
     folder = Path(tempfile.mkdtemp(prefix="lediflow-warm-"))
     path = folder / "server.sock"
-    server = subprocess.Popen([sys.executable, "-m", "lediflow.cli.warm.server", "--socket", str(path)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    server = start_server(path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not path.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                print("lediflow: error: the warm server did not start; run the command without `lediflow warm`",
-                      file=sys.stderr)
-                return 70
-            time.sleep(0.05)
+        if server is None:
+            print("lediflow: error: the warm server did not start; run the command without `lediflow warm`",
+                  file=sys.stderr)
+            return 70
         try:
             return subprocess.run(command, env={**os.environ, WARM_ENV: str(path)}).returncode
         except FileNotFoundError:
@@ -87,10 +83,31 @@ def wrap(command: list[str]) -> int:
         except KeyboardInterrupt:
             return 130
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         path.unlink(missing_ok=True)
         folder.rmdir()
+
+
+def start_server(path: Path, cwd: str | None = None) -> subprocess.Popen | None:
+    """A warm server listening at `path`, or None (stopped) if it exits or is not listening within
+    START_TIMEOUT_S."""
+    server = subprocess.Popen([sys.executable, "-m", "lediflow.cli.warm.server", "--socket", str(path)],
+                              cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not path.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            stop_server(server)
+            return None
+        time.sleep(0.05)
+    return server
+
+
+def stop_server(server: subprocess.Popen | None) -> None:
+    """Stop a server started by start_server (its forked commands go with it)."""
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
