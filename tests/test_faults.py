@@ -153,6 +153,10 @@ CLI_CASES = {
     "encode-latents without an autoencoder": (["encode-latents"], "autoencoder/manifest.json is missing; run `lediflow train-autoencoder`"),
     "reference-features without data": (["reference-features"], "data/manifest.json is missing; run `lediflow prepare-data`"),
     "geometry": (["show-params", "--set", "data.resolution=36"], "does not divide the latent grid side of 9"),
+    "a study of a folder that is no run": (["methods", "--runs", "results/default", "configs"],
+                                           "--runs configs: not a finished run's folder"),
+    "a method run that is no run": (["scaling", "--runs", "results/default", "--method-runs", "configs"],
+                                    "--method-runs configs: not a finished run's folder"),
 }
 
 

@@ -14,7 +14,8 @@ from lediflow.pipeline import config
 from lediflow.method.checkpoint import save_model
 from lediflow.core.errors import LediflowError
 from lediflow.method.networks.dit import build_dit
-from lediflow.pipeline.stages.generate import generate, parse_seeds
+from lediflow.pipeline import paths
+from lediflow.pipeline.stages.generate import generate, locate_run, parse_seeds, run_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,6 @@ def test_the_equal_nfe_figure_puts_both_flows_at_each_step_count_side_by_side(tm
 
 def test_exported_weights_draw_the_same_images_and_carry_no_checkpoints(toy_run: Path, tmp_path: Path):
     from lediflow.pipeline.stages.export import export_weights
-    from lediflow.pipeline.stages.generate import run_params
 
     (toy_run / "models" / "flow-pixel-gaussian" / "checkpoints" / "step_00000001").mkdir(parents=True)
     shipped = tmp_path / "shipped" / "toy-weights"
@@ -104,3 +104,15 @@ def test_the_committed_weights_verify_and_draw(tmp_path: Path):
     images = np.load(one["npz"])["images"]
     assert images.shape == (4, 1, 32, 32) and one["nfe"] == 1 and images.std() > 10
     assert not np.array_equal(images, np.load(zero["npz"])["images"])
+
+
+def test_the_committed_weights_are_found_from_outside_the_clone_and_a_wrong_folder_says_where_they_are(
+        tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert locate_run(paths.SHIPPED_WEIGHTS) == REPO / paths.SHIPPED_WEIGHTS
+    assert run_params(locate_run(paths.SHIPPED_WEIGHTS))["run"]["name"] == "fashion-mnist-32"
+    assert locate_run("results/default") == Path("results/default")  # only the default is looked up elsewhere
+    with pytest.raises(LediflowError, match="run it from the repository's root"):
+        run_params(Path(paths.SHIPPED_WEIGHTS))
+    with pytest.raises(LediflowError, match="pass a finished run's folder"):
+        run_params(tmp_path)

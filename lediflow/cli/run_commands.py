@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lediflow.pipeline.config import Params
-from lediflow.pipeline.paths import check_cell
+from lediflow.pipeline.paths import SHIPPED_WEIGHTS, check_cell
 
 
 def prepare_data(params: Params, args: argparse.Namespace) -> None:
@@ -157,15 +157,15 @@ def tables(params: Params, args: argparse.Namespace) -> None:
 
 
 def generate(params: Params, args: argparse.Namespace) -> None:
-    from lediflow.pipeline.stages.generate import generate, parse_seeds
+    from lediflow.pipeline.stages.generate import generate, locate_run, parse_seeds
 
-    done = generate(Path(args.run), args.model, args.setting, parse_seeds(args.seeds), args.batch, args.device,
+    done = generate(locate_run(args.run), args.model, args.setting, parse_seeds(args.seeds), args.batch, args.device,
                     Path(args.out))
     print(f"generate: {done['images']} images at NFE {done['nfe']:g} -> {done['png']} and {done['npz']}")
 
 
 def generate_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", default="pretrained/fashion-mnist-32", metavar="DIR",
+    parser.add_argument("--run", default=SHIPPED_WEIGHTS, metavar="DIR",
                         help="a finished run's folder, or exported weights (the default: the committed ones)")
     parser.add_argument("--model", default="flow-pixel-learned", help="flow-<space>-<prior> of that run")
     parser.add_argument("--setting", default="euler-2", help="solver cell: euler-4, midpoint-2, dopri5-1e-05, "

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lediflow.core.errors import LediflowError
 from lediflow.pipeline.config import Params, load_params
+
+
+def run_folders(values: list[str], flag: str, example: str = "results/default") -> list[Path]:
+    """The finished runs a study tool reads; a folder without params.yaml is refused before any table is made."""
+    for value in values:
+        if not (Path(value) / "params.yaml").is_file():
+            raise LediflowError(f"{flag} {value}: not a finished run's folder (it holds no params.yaml); "
+                                f"pass run folders, e.g. {flag} {example}")
+    return [Path(value) for value in values]
 
 
 def compare_runs(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies.ablations import write_study
 
-    wide = write_study(args.study, args.runs, args.out, args.cells)
+    wide = write_study(args.study, run_folders(args.runs, "--runs"), args.out, args.cells)
     print(f"{args.study}: {len(wide)} arms -> {args.out}/{args.study}.md")
 
 
@@ -51,7 +61,9 @@ def budget_args(parser: argparse.ArgumentParser) -> None:
 def scaling(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies.scaling_summary import write
 
-    summary = write([Path(r) for r in args.runs], Path(args.out), [Path(r) for r in args.method_runs])
+    runs = run_folders(args.runs, "--runs")
+    method_runs = run_folders(args.method_runs, "--method-runs", "results/otcfm-latent-x1-s0")
+    summary = write(runs, Path(args.out), method_runs)
     print(f"scaling: {len(summary)} (space, scale) points from {len(args.runs)} runs -> {args.out}/scaling.md")
 
 
@@ -66,7 +78,7 @@ def scaling_args(parser: argparse.ArgumentParser) -> None:
 def methods(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies.methods import write
 
-    compared = write([Path(r) for r in args.runs], Path(args.out))
+    compared = write(run_folders(args.runs, "--runs"), Path(args.out))
     print(f"methods: {len(compared)} comparisons from {len(args.runs)} runs -> {args.out}/methods.md")
 
 

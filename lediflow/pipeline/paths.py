@@ -20,6 +20,7 @@ PRIORS = ("gaussian", "learned", "ot")
 # sources drawn from N(0, I): the Gaussian baseline and OT-CFM (the same draws, paired by minibatch OT); both get
 # the baseline's equal-compute steps and its extra grid points
 GAUSSIAN_SOURCES = ("gaussian", "ot")
+SHIPPED_WEIGHTS = "pretrained/fashion-mnist-32"  # the default run's pixel-space weights, committed (docs/sampling.md)
 
 
 def run_dir(params: Params) -> Path:

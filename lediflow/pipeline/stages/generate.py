@@ -25,9 +25,6 @@ from lediflow.method.sampling import sample_batch
 from lediflow.pipeline.stages.sample import decode_timed, load_decoder, load_source
 
 
-SHIPPED = "pretrained/fashion-mnist-32"  # the default run's pixel-space weights, committed (docs/sampling.md)
-
-
 def parse_seeds(text: str) -> list[int]:
     """'0-63' or '1,5,9' or '0-3,10' -> image indices; one-line error otherwise."""
     seeds: list[int] = []
@@ -42,10 +39,23 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def locate_run(text: str) -> Path:
+    """The --run folder; the shipped weights' default also resolves from outside the clone, through the source
+    tree the package is imported from (a clone, an editable install), so `lediflow generate` works from anywhere."""
+    run = Path(text)
+    beside_package = Path(__file__).resolve().parents[3] / paths.SHIPPED_WEIGHTS
+    if text == paths.SHIPPED_WEIGHTS and not run.is_dir() and beside_package.is_dir():
+        return beside_package
+    return run
+
+
 def run_params(run: Path) -> Params:
     """The run's resolved params, pointed at the folder it is in now (a copied or moved run still works)."""
     if not (run / "params.yaml").is_file():
-        raise LediflowError(f"{run} holds no params.yaml; pass a finished run's folder, e.g. --run results/default")
+        hint = "pass a finished run's folder, e.g. --run results/default"
+        if str(run) == paths.SHIPPED_WEIGHTS:  # the default, not found from here: say where it lives
+            hint = f"run it from the repository's root, where the committed weights are, or {hint}"
+        raise LediflowError(f"{run} holds no params.yaml; {hint}")
     params = copy.deepcopy(load_params([run / "params.yaml"]))
     params["run"]["results_dir"], params["run"]["name"] = str(run.parent), run.name
     return params
@@ -59,7 +69,7 @@ def draw(params: Params, model: str, setting: str, seeds: list[int], batch: int,
     weights = paths.model_dir(params, paths.prior_name(space) if setting in paths.ZERO_STEP_SETTINGS else model)
     if not (weights / "model.safetensors").is_file():
         raise LediflowError(f"{weights} holds no trained weights; train them (`snakemake --cores all` with the "
-                            f"run's params, or `dvc pull`), or use the shipped ones: --run {SHIPPED}")
+                            f"run's params, or `dvc pull`), or use the shipped ones: --run {paths.SHIPPED_WEIGHTS}")
     prior = load_source(params, space, prior_kind, device)
     flow = None if setting in paths.ZERO_STEP_SETTINGS else load_model(weights, device)
     codec = load_decoder(params, space, device)
