@@ -131,3 +131,21 @@ def test_ot_pairing_is_a_permutation_of_the_same_draws_with_lower_cost_than_rand
     d = ((paired.flatten(1)[:, None] - x1.flatten(1)[None]) ** 2).sum(-1)
     own = torch.diagonal(d)
     assert bool((own[:, None] + own[None, :] <= d + d.T + 1e-6).all())
+
+
+def test_ot_on_the_priors_draws_re_pairs_the_draws_the_prior_makes_at_inference_at_lower_cost():
+    from lediflow.method.learned_prior import LearnedPrior
+
+    torch.manual_seed(0)
+    aux = AuxiliaryModel(8, 1, 4, [8, 16]).eval()
+    prior = LearnedPrior(aux, None, "euler", 1, std_scale=1.0)  # z ~ N(0, I): no latent sampler
+    x1 = torch.randn((32, 1, 8, 8), generator=_gen(3)) * 0.5 + 1.0
+    drawn = prior.draw([_gen(5)] * 32, torch.device("cpu")).x0  # what the coupling draws from the same generator
+    paired = flow.prior_ot_coupling(x1, prior, _gen(5))
+    assert sorted(map(tuple, paired.flatten(1).tolist())) == sorted(map(tuple, drawn.flatten(1).tolist()))
+    assert not torch.equal(paired, drawn)  # re-paired, not left as drawn
+
+    def cost(x0):
+        return float(((x0 - x1) ** 2).flatten(1).sum(1).mean())
+
+    assert cost(paired) < cost(drawn)

@@ -240,7 +240,7 @@ def test_run_names_do_not_collide(tmp_path: Path):
 
 
 @pytest.mark.parametrize("name", ["reference", "prior_loss_nll", "prior_loss_beta_nll", "latent_sampler_gaussian",
-                                  "std_scale_0.5", "std_scale_1.5"])
+                                  "std_scale_0.5", "std_scale_1.5", "coupling_paired", "coupling_ot_draws"])
 def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(name, smoke_overlay):
     result = snakemake("-n", "--configfile", "configs/ablations/budget.yaml", f"configs/ablations/{name}.yaml",
                        str(smoke_overlay))

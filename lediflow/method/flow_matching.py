@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lediflow.method.learned_prior import LearnedPrior
 from lediflow.method.networks.auxiliary import AuxiliaryModel
 from lediflow.method.prior_loss import reparameterize
 
@@ -44,6 +45,14 @@ def prior_sample(prior: AuxiliaryModel, z: torch.Tensor, std_scale: float, gener
     mean, logvar = prior.decode(z)
     eps = torch.randn(mean.shape, generator=generator, device=mean.device)
     return mean + std_scale * torch.exp(0.5 * logvar) * eps
+
+
+@torch.no_grad()
+def prior_ot_coupling(x1: torch.Tensor, prior: LearnedPrior, generator: torch.Generator) -> torch.Tensor:
+    """Ablation [ours]: x0 from the prior's sampling path (z from the latent sampler, independent of x1), re-paired
+    with the batch by the exact minibatch OT plan, as OT-CFM re-pairs N(0, I) (Tong et al. 2023, eq. 16)."""
+    x0 = prior.draw([generator] * len(x1), x1.device).x0  # one generator drawn in turn: a fresh draw per row
+    return x0[ot_partner(x0, x1)]
 
 
 @torch.no_grad()

@@ -9,8 +9,9 @@ from __future__ import annotations
 from lediflow.pipeline.config import Params
 
 # Flow keys that choose which models exist or how long the baseline trains, not how one model learns;
-# the two patch sizes are left out here and the one of the model's space is put back below.
-_SWEEP_KEYS = ("spaces", "priors", "baseline_extra_steps", "patch_size", "latent_patch_size")
+# the two patch sizes are left out here and the one of the model's space is put back below. learned_coupling
+# concerns the learned flow alone and joins its identity only where it is not the default (train_flow).
+_SWEEP_KEYS = ("spaces", "priors", "baseline_extra_steps", "patch_size", "latent_patch_size", "learned_coupling")
 
 
 def scaled_steps(params: Params, steps: int) -> int:

@@ -71,9 +71,20 @@ def with_options(section, space, training=True):
 # flow rules
 def flow_inputs(wildcards):
     inputs = {"data": space_inputs(wildcards.space)}
-    if wildcards.prior == "learned":
+    if wildcards.prior == "learned" and PARAMS["flow"]["learned_coupling"] == "ot_draws":
+        inputs["prior"] = learned_prior_inputs(wildcards.space)  # trains on the prior's draws: the sampler too
+    elif wildcards.prior == "learned":
         inputs["prior"] = model_inputs(paths.prior_name(wildcards.space))
     return inputs
+
+
+def learned_source(prior):
+    """What a learned flow's training reads besides its flow config: the prior's std scale, and the coupling where
+    it is not the paper's."""
+    if prior != "learned":
+        return None
+    scale, coupling = PARAMS["prior"]["std_scale"], PARAMS["flow"]["learned_coupling"]
+    return scale if coupling == "paired" else (scale, coupling)
 
 
 # latents rules

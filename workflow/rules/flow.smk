@@ -1,4 +1,4 @@
-# Flow-matching models: {space} x {prior}, the Gaussian baseline and LeDiFlow.
+# Flow-matching models: {space} x {prior}, the Gaussian baseline, OT-CFM and LeDiFlow.
 
 
 rule train_flow:
@@ -8,7 +8,9 @@ rule train_flow:
         **model_files(paths.flow_name("{space}", "{prior}")),
     params:
         flow=lambda wc: with_options(flow_model_config(PARAMS, wc.space, wc.prior), wc.space),
-        std_scale=lambda wc: PARAMS["prior"]["std_scale"] if wc.prior == "learned" else None,
+        # Snakemake compares these values, not their names: a paired flow's stay what they were before the coupling
+        # switch existed, so its finished models are not re-made
+        source=lambda wc: learned_source(wc.prior),
     threads: lambda wildcards: workflow.cores  # at job time: `snakemake --unlock` needs no --cores
     resources:
         gpus=0,
