@@ -229,3 +229,22 @@ def test_an_arm_written_before_a_key_existed_does_not_differ_in_it(tmp_path: Pat
     (runs[0] / "params.yaml").write_text(yaml.safe_dump(old))
     _, wide = compare_runs(runs)
     assert wide.loc["ablation-a", "differs"] == "prior.std_scale=0.5"
+
+
+def test_a_cell_against_the_first_arm_is_bootstrapped_jointly_where_the_arms_share_their_resamples():
+    import numpy as np
+
+    from lediflow.studies.ablations import difference_to_first
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 2.0, 100)  # the resample both arms drew: most of each replicate's spread
+    first, second = 50 + shared + rng.normal(0, 0.3, 100), 60 + shared + rng.normal(0, 0.3, 100)
+    long = pd.DataFrame({"arm": ["a", "b"], "space": "pixel", "setting": "euler-1", "fid": [50.0, 60.0],
+                         "fid_se": [first.std(ddof=1), second.std(ddof=1)], "num_samples": 500})
+    replicates = {("a", "pixel", "euler-1"): list(first), ("b", "pixel", "euler-1"): list(second)}
+    joint = difference_to_first(long, replicates, {"a": 0, "b": 0}).iloc[1]
+    apart = difference_to_first(long, replicates, {"a": 0, "b": 1}).iloc[1]  # other seeds: other resamples
+    assert joint.fid_minus_first == apart.fid_minus_first == 10.0
+    assert joint.fid_minus_first_how == "joint bootstrap" and apart.fid_minus_first_how == "independent"
+    assert joint.fid_minus_first_ci < 0.3 * apart.fid_minus_first_ci  # the shared noise cancels in the difference
+    assert joint.fid_minus_first_ci == pytest.approx(1.959964 * np.std(second - first, ddof=1))

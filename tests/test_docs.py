@@ -188,7 +188,8 @@ ABLATION_PAGE_FROM_A_SCRIPT = {"8.21 ± 0.59", "8.29 ± 0.61", "13.65 ± 0.81", 
 
 def test_every_interval_on_the_ablations_page_is_in_a_committed_result():
     """Each "FID ± 95%" the ablations page quotes is an ablation arm's score file (at 1 or 2 decimals), its prior
-    report's sampler FID, an autoencoder-budget point, or a committed table's cell."""
+    report's sampler FID, an autoencoder-budget point, a committed table's cell, or a study's difference against
+    its first arm."""
     import glob
     import json
 
@@ -203,6 +204,10 @@ def test_every_interval_on_the_ablations_page_is_in_a_committed_result():
     budget = pd.read_csv(REPO / "results/ablations/autoencoder_budget.csv")
     committed |= {f"{row.floor_fid:.2f} ± {row.floor_fid_ci:.2f}" for row in budget.itertuples()}
     committed |= {f"{row.data_floor_fid:.2f} ± {row.data_floor_fid_ci:.2f}" for row in budget.itertuples()}
+    for path in glob.glob(str(REPO / "results/ablations/*_long.csv")):  # differences against a study's first arm
+        long = pd.read_csv(path)
+        if "fid_minus_first" in long:
+            committed |= {f"{row.fid_minus_first:.1f} ± {row.fid_minus_first_ci:.1f}" for row in long.itertuples()}
     page = " ".join((REPO / "docs/results/ablations.md").read_text().split())
     quoted = set(re.findall(r"\d+\.\d+ ± \d+\.\d+", page)) - ABLATION_PAGE_FROM_A_SCRIPT
     assert len(quoted) > 30  # the page's tables are read, not skipped

@@ -239,11 +239,12 @@ def test_run_names_do_not_collide(tmp_path: Path):
     assert np.load(tmp_path / "results/b/data/train.npy").shape[0] == 20
 
 
-@pytest.mark.parametrize("name", ["reference", "prior_loss_nll", "prior_loss_beta_nll", "latent_sampler_gaussian",
-                                  "std_scale_0.5", "std_scale_1.5", "coupling_paired", "coupling_ot_draws"])
-def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(name, smoke_overlay):
-    result = snakemake("-n", "--configfile", "configs/ablations/budget.yaml", f"configs/ablations/{name}.yaml",
-                       str(smoke_overlay))
+@pytest.mark.parametrize("arm", [*(f"configs/ablations/{name}.yaml" for name in (
+    "reference", "prior_loss_nll", "prior_loss_beta_nll", "latent_sampler_gaussian", "std_scale_0.5", "std_scale_1.5")),
+    "configs/coupling/coupling_paired.yaml", "configs/coupling/coupling_ot_draws.yaml"])
+def test_ablation_arms_plan_learned_pixel_runs_at_the_budget(arm, smoke_overlay):
+    name = Path(arm).stem
+    result = snakemake("-n", "--configfile", "configs/ablations/budget.yaml", arm, str(smoke_overlay))
     assert result.returncode == 0, result.stderr
     counts = _job_counts(result.stdout + result.stderr)
     assert counts["train_flow"] == 1 and counts["train_prior"] == 1 and "train_autoencoder" not in counts

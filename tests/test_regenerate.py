@@ -93,14 +93,17 @@ def test_an_edited_result_file_is_refused_in_one_line_and_kept_aside(tmp_path: P
     assert not path.exists() and path.with_name(path.name + ".damaged").is_file()  # nothing lost
 
 
-def test_committed_ablation_tables_regenerate_byte_identically(tmp_path: Path):
+@pytest.mark.parametrize("studies", ["configs/ablations/studies.yaml", "configs/coupling/studies.yaml",
+                                     "configs/backbone/studies.yaml"])
+def test_committed_ablation_tables_regenerate_byte_identically(tmp_path: Path, studies: str):
     import yaml
 
-    spec = yaml.safe_load((REPO / "configs" / "ablations" / "studies.yaml").read_text())
+    spec = yaml.safe_load((REPO / studies).read_text())
     out = tmp_path / "ablations"
     for study, arms in spec["studies"].items():
         runs = [str(_clone_results(tmp_path, f"ablation-{arm}")) for arm in arms]
-        made = _lediflow("compare-runs", "--study", study, "--out", str(out), "--runs", *runs)
+        made = _lediflow("compare-runs", "--study", study, "--cells", spec.get("target", "tables"), "--out", str(out),
+                         "--runs", *runs)
         assert made.returncode == 0, made.stderr
         for suffix in (".md", ".csv", ".tex", "_long.csv"):
             committed = REPO / spec["out"] / f"{study}{suffix}"

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lediflow.pipeline import paths
@@ -81,13 +82,43 @@ def best_cell(scores: pd.DataFrame) -> str:
     return f"{tables.plus_minus(row['fid'], row['fid_se'], 1)} ({row['space']} {row['setting']})"
 
 
+def difference_to_first(long: pd.DataFrame, replicates: dict[tuple[str, str, str], list | None],
+                        seeds: dict[str, int]) -> pd.DataFrame:
+    """Each cell's FID minus the first arm's at the same cell, with its 95% half-width.
+
+    Arms of one seed and sample count drew their bootstrap with the same resample indices over images made from
+    the same per-image noise, so replicate j of both is one resample: the difference is bootstrapped jointly
+    (the spread of the replicate differences). Otherwise the two intervals are combined as independent.
+    """
+    first = long["arm"].iloc[0]
+    base = long[long["arm"] == first].set_index(["space", "setting"])
+    diffs, halves, hows = [], [], []
+    for row in long.itertuples():
+        ref = base.loc[(row.space, row.setting)]
+        mine, theirs = replicates.get((row.arm, row.space, row.setting)), replicates.get((first, row.space,
+                                                                                           row.setting))
+        joint = (mine is not None and theirs is not None and len(mine) == len(theirs) > 1
+                 and row.num_samples == ref["num_samples"] and seeds[row.arm] == seeds[first])
+        diffs.append(row.fid - ref["fid"])
+        if row.arm == first:
+            halves.append(0.0)
+            hows.append("")
+        elif joint:
+            halves.append(tables.Z95 * float(np.std(np.subtract(mine, theirs), ddof=1)))
+            hows.append("joint bootstrap")
+        else:
+            halves.append(tables.Z95 * float(np.hypot(row.fid_se, ref["fid_se"])))
+            hows.append("independent")
+    return long.assign(fid_minus_first=diffs, fid_minus_first_ci=halves, fid_minus_first_how=hows)
+
+
 def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long, wide): long has one row per arm x scored cell; wide one row per arm, 'FID / KID' per setting."""
     if len(runs) < 2:
         raise LediflowError("an ablation needs at least two runs to compare; pass --runs DIR DIR [...]")
     loaded = [_read_run(Path(r), cells) for r in runs]
     keys = differing_keys([p for p, _, _ in loaded])
-    long_rows, wide_rows = [], []
+    long_rows, wide_rows, replicates = [], [], {}
     for run, (params, scores, report) in zip(runs, loaded):
         flat = flatten(params)
         differs = ", ".join(f"{k}={flat.get(k)}" for k in keys) or "(identical params)"
@@ -105,6 +136,7 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
         if cells == "scores":
             wide["best_fid"] = best_cell(learned)
         for _, row in learned.iterrows():
+            replicates[(Path(run).name, row["space"], row["setting"])] = row.get("fid_replicates")
             long_rows.append({**arm, "prior": row["prior"], "space": row["space"], "setting": row["setting"],
                               "nfe": row["nfe"], "fid": row["fid"], "kid_mean": row["kid_mean"],
                               "fid_se": row["fid_se"], "kid_se": row["kid_se"], "mmd_inception": row["mmd_inception"],
@@ -118,6 +150,9 @@ def compare_runs(runs: list[Path], cells: str = "tables") -> tuple[pd.DataFrame,
     if counts.nunique() > 1:
         raise LediflowError("the runs were scored at different solver settings, so their cells do not line up; "
                             "give every arm the same sample.* section (configs/ablations/budget.yaml)")
+    if cells == "scores":  # each arm against the first, cell by cell, with the interval of the difference
+        long = difference_to_first(long, replicates, {Path(r).name: p["run"]["seed"] for r, (p, _, _) in
+                                                      zip(runs, loaded)})
     # Gaussian-only arms have no prior report: leave its columns out rather than print them empty.
     return long, pd.DataFrame(wide_rows).set_index("arm").dropna(axis=1, how="all")
 
@@ -139,7 +174,9 @@ SCORES_CAPTION = ("Study {study}: one run per arm, each training only the flows 
                   "'differs' lists the resolved params that are not equal across the arms. flow_steps and "
                   "flow_train_seconds are each arm's optimiser steps and measured training seconds (training "
                   "records), the budget the study gave it (equal steps, or equal wall time where its arm files "
-                  "say so); best_fid is the arm's lowest FID over its solver cells, NFE-0 prior cells excluded.")
+                  "say so); best_fid is the arm's lowest FID over its solver cells, NFE-0 prior cells excluded. "
+                  "<study>_long.csv adds each cell's FID minus the first arm's, with the 95% half-width of the "
+                  "difference (a joint bootstrap where the arms share seed and sample count).")
 
 
 def write_study(study: str, runs: list[Path], out_dir: Path, cells: str = "tables") -> pd.DataFrame:
