@@ -192,6 +192,34 @@ def test_smoke_pipeline_through_snakemake(tmp_path: Path, smoke_results: Path, d
     _damage_and_rebuild(copy / "smoke", overlay(tmp_path / "copy", run={"results_dir": str(copy)}))
 
 
+@pytest.mark.slow
+def test_switching_the_learned_coupling_re_trains_the_learned_flows_alone_on_ot_paired_prior_draws(
+        tmp_path: Path, smoke_results: Path):
+    """flow.learned_coupling: ot_draws (the coupling study's switch) is planned against the finished smoke run as
+    the two learned flows and what they feed, then made on a copy: the flow now trains from the latent sampler's
+    draws too, and its fingerprint says so."""
+    switch = {"flow": {"learned_coupling": "ot_draws"}}
+    plan = snakemake("-n", "--configfile", "configs/smoke.yaml",
+                     str(overlay(tmp_path, run={"results_dir": results_dir_setting(smoke_results)}, **switch)))
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    counts = _job_counts(plan.stdout + plan.stderr)
+    assert counts["train_flow"] == 2 and "train_prior" not in counts and "train_latent_sampler" not in counts, counts
+    assert "prior=gaussian" not in plan.stdout + plan.stderr
+    copy = copy_run(smoke_results, tmp_path / "copy" / "results")
+    (tmp_path / "copy" / "switch").mkdir()
+    # a copy has no Snakemake records of its own (they are kept by output path), so the flow is re-made by name
+    made = snakemake(str(copy / "smoke" / "models" / "flow-pixel-learned" / "manifest.json"), "--forcerun",
+                     "train_flow", "--configfile", "configs/smoke.yaml",
+                     str(overlay(tmp_path / "copy" / "switch", run={"results_dir": str(copy)}, **switch)))
+    assert made.returncode == 0, made.stderr[-2000:]
+    flow = copy / "smoke" / "models" / "flow-pixel-learned"
+    fingerprint = artifacts.read_manifest(flow)["fingerprint"]
+    assert fingerprint["coupling"] == "ot_draws" and fingerprint["latent_sampler_model"]
+    paired = smoke_results / "smoke" / "models" / "flow-pixel-learned" / "model.safetensors"
+    assert artifacts.sha256_file(flow / "model.safetensors") != artifacts.sha256_file(paired)
+    assert "coupling" not in artifacts.read_manifest(paired.parent)["fingerprint"]  # the default keeps its identity
+
+
 def test_snakefile_rejects_bad_params_before_any_job(tmp_path: Path):
     bad = overlay(tmp_path, run={"results_dir": str(tmp_path / "results")}, data={"on_bad_image": "ignore"})
     result = snakemake("-n", "--configfile", str(bad))
