@@ -108,7 +108,7 @@ def test_the_method_imports_without_the_pipeline_tools():
 
 
 @pytest.mark.parametrize("snakefile", ["Snakefile", "workflow/ablations.smk", "workflow/autoencoder_budget.smk",
-                                       "workflow/methods.smk", "workflow/scaling.smk"])
+                                       "workflow/methods.smk", "workflow/scaling.smk", "workflow/seeds.smk"])
 def test_every_workflow_lints_clean(snakefile: str):
     """`snakemake --lint`: a software environment, a log and no '+'-joined paths for every rule; and an image to
     build the conda environment in (`--software-deployment-method conda apptainer`)."""

@@ -75,6 +75,8 @@ STAGES: dict[str, Stage] = {
     "methods": Stage(study.methods, "Gaussian baseline, OT-CFM and LeDiFlow side by side from finished runs",
                 study.methods_args, writes_run=False, group="study",
                 example="--runs results/default results/otcfm-pixel-x1-s0 --out results/methods"),
+    "seed-quality": Stage(study.seed_quality, "precision/recall over seeds at each flow's best cell",
+                study.seed_quality_args, writes_run=False, group="study", example="--study configs/seeds/study.yaml"),
     "ot-pairing": Stage(study.ot_pairing, "transport cost of each coupling, with and without minibatch OT pairing",
                 study.ot_pairing_args, writes_run=False, group="study",
                 example="--config results/default/params.yaml --batches 20 --out results/methods"),

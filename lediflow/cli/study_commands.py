@@ -88,6 +88,20 @@ def methods_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/methods", help="folder for methods.md/.csv/.tex and the figure")
 
 
+def seed_quality(params: Params, args: argparse.Namespace) -> None:
+    from lediflow.studies import seed_quality
+
+    spec = seed_quality.load_spec(args.study)
+    frame, missing = seed_quality.write(spec)
+    made = "every run made" if not missing else f"not yet made: {', '.join(missing)}"
+    print(f"seed-quality: {frame['space'].nunique()} spaces ({made}) -> {spec['out']}/seeds.md")
+
+
+def seed_quality_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", default="configs/seeds/study.yaml",
+                        help="the study file: base configs, runs table, seed-0 run and the re-made arms")
+
+
 def ot_pairing(params: Params, args: argparse.Namespace) -> None:
     from lediflow.studies.ot_pairing import write
 
