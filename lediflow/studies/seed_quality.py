@@ -151,19 +151,21 @@ def summary(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def display(frame: pd.DataFrame) -> pd.DataFrame:
-    def cell(value: float, half: float) -> str:
-        if math.isnan(value):
-            return ""
-        return f"{value:+.3f} ± {half:.3f}" if not math.isnan(half) else f"{value:+.3f}"
+def _shown(value: float, half: float, signed: bool) -> str:
+    """`mean ± half` to three places; a difference carries its sign, one seed shows no interval."""
+    if math.isnan(value):
+        return ""
+    centre = f"{value:+.3f}" if signed else f"{value:.3f}"
+    return centre if math.isnan(half) else f"{centre} ± {half:.3f}"
 
+
+def display(frame: pd.DataFrame) -> pd.DataFrame:
     shown = []
     for _, r in frame.iterrows():
         difference = r["row"].startswith("LeDiFlow -")
-        fmt = cell if difference else (lambda v, h: "" if math.isnan(v) else
-                                       (f"{v:.3f} ± {h:.3f}" if not math.isnan(h) else f"{v:.3f}"))
         shown.append({"space": r["space"], "": r["row"], "seeds": r["seeds"], "best cells": r["cells"],
-                      "precision": fmt(r["precision"], r["precision ci"]), "recall": fmt(r["recall"], r["recall ci"]),
+                      "precision": _shown(r["precision"], r["precision ci"], difference),
+                      "recall": _shown(r["recall"], r["recall ci"], difference),
                       "resolved (P / R)": f"{r['precision resolved']} / {r['recall resolved']}" if difference else ""})
     return pd.DataFrame(shown)
 
