@@ -2,6 +2,7 @@
 Trainer's metrics (the timing itself is not a test), and the GPU check script's refusal on a machine without
 CUDA."""
 
+import argparse
 import importlib.util
 import math
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -84,3 +86,19 @@ def test_run_jobs_sums_each_rule_and_leaves_out_a_training_job_a_session_cut(tmp
     assert rows["train_flow"]["note"] == "resumed: left out" and math.isnan(rows["train_flow"]["ratio"])
     total = rows["total (rules not resumed)"]
     assert (total["first_s"], total["second_s"], total["jobs"]) == (20.0, 8.0, "3 / 3")
+
+
+def test_warm_benchmark_copies_shipped_weights_under_their_run_name_and_reads_cells(tmp_path: Path):
+    # the stages write results_dir/<run.name>: a copy of pretrained/fashion-mnist-32 must be named by its run
+    warm = _benchmark_module("warm")
+    shipped = tmp_path / "fashion-mnist-32"
+    shipped.mkdir()
+    (shipped / "params.yaml").write_text((REPO / "pretrained" / "fashion-mnist-32" / "params.yaml").read_text())
+    copy = warm.copy_of(shipped, tmp_path / "results")
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    assert params["run"]["name"] != shipped.name
+    assert copy == tmp_path / "results" / params["run"]["name"]
+    assert params["run"]["results_dir"] == str(tmp_path / "results")
+    assert warm.cell("flow-pixel-learned:euler-2") == ("flow-pixel-learned", "euler-2")
+    with pytest.raises(argparse.ArgumentTypeError, match="MODEL:SETTING"):
+        warm.cell("euler-2")
