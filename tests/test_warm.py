@@ -25,6 +25,10 @@ from pathlib import Path
 from lediflow.cli.warm.server import Server
 
 def dispatch(argv):
+    if argv[0] == "threads":
+        from threadpoolctl import threadpool_info
+        print(max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"))
+        return 0
     if argv[0] == "report":
         print(os.getppid(), os.getcwd(), os.environ.get("TOY_VALUE"), os.environ.get("LEDIFLOW_WARM"),
               os.environ.get("SET_BY_AN_IMPORT"), sep="|")
@@ -39,6 +43,7 @@ def dispatch(argv):
         time.sleep(60)
     raise RuntimeError("a defect")
 
+import numpy  # loads OpenBLAS with the server's thread count, as the real server's imports do
 print(os.getpid(), flush=True)
 before = dict(os.environ)
 os.environ["SET_BY_AN_IMPORT"] = "lazy"  # as importing torch sets CUDA_MODULE_LOADING
@@ -57,7 +62,7 @@ def _wait_for(path: Path, seconds: float = 60.0) -> None:
 def toy_server(tmp_path: Path):
     path = tmp_path / "toy.sock"
     server = subprocess.Popen([sys.executable, "-c", TOY_SERVER, str(path)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"})
     pid = int(server.stdout.readline())
     _wait_for(path)
     yield path, pid
@@ -85,6 +90,13 @@ def test_a_forked_command_has_the_clients_streams_folder_environment_and_exit_st
     assert _client(path, ["signal"], tmp_path).returncode == 128 + signal.SIGTERM  # as a shell reports a cold one
     defect = _client(path, ["defect"], tmp_path)
     assert defect.returncode == 70 and "RuntimeError: a defect" in defect.stderr
+
+
+def test_a_forked_command_runs_its_blas_on_the_threads_it_asks_for(toy_server, tmp_path: Path):
+    # numpy's OpenBLAS sized its pool in the server (2 threads); a score job asking for one must not run on two
+    path, _ = toy_server
+    assert _client(path, ["threads"], tmp_path, OMP_NUM_THREADS="1").stdout.strip() == "1"
+    assert _client(path, ["threads"], tmp_path, OMP_NUM_THREADS="2").stdout.strip() == "2"
 
 
 def test_a_client_that_goes_away_takes_its_command_with_it(toy_server, tmp_path: Path):

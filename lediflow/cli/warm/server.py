@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from threadpoolctl import threadpool_limits
+
 from lediflow.cli.warm import WARM_ENV, protocol
 
 Dispatch = Callable[[list[str]], int]
@@ -28,6 +30,14 @@ Dispatch = Callable[[list[str]], int]
 PRELOAD = ("torch", "lediflow.cli", "lediflow.pipeline.stages.sample", "lediflow.pipeline.stages.score",
            "lediflow.pipeline.stages.flow", "lediflow.pipeline.stages.prior", "lediflow.pipeline.stages.latents",
            "torch_fidelity", "diffusers")
+
+
+def apply_thread_count(threads: int) -> None:
+    """What OMP_NUM_THREADS sets at import in a cold process, set in the forked child: torch's intra-op pool, and
+    the BLAS pools numpy and scipy loaded in the server (OpenBLAS sizes its pool once, when loaded)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    threadpool_limits(limits=threads)
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
@@ -65,8 +75,8 @@ def _run_child(request: dict, fds: list[int], dispatch: Dispatch, added: dict[st
         os.environ.update({**added, **request["env"]})
         os.environ.pop(WARM_ENV, None)  # the command runs here; it must not forward itself again
         threads = request["env"].get("OMP_NUM_THREADS")
-        if threads and threads.isdigit() and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(int(threads))  # read at import in a cold process
+        if threads and threads.isdigit():
+            apply_thread_count(int(threads))
         sys.argv = ["lediflow", *request["argv"]]
         try:
             code = dispatch(request["argv"])
